@@ -1,0 +1,44 @@
+# The two commands of the README: `make up` and `make test`. Everything else is a helper.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUDGET ?= 60
+
+.PHONY: up test install lint unit integration e2e bench-train clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import shared, flaml, mlflow, lightgbm, xgboost" && touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job on the embedded (local) backend.
+up: $(STAMP)
+	$(BIN)/bankops train --budget $(BUDGET)
+
+## Install, lint and run every test tier.
+test: $(STAMP)
+	$(BIN)/ruff check shared tests bench
+	$(BIN)/python -m pytest -p no:cacheprovider -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared tests bench
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -q tests/e2e
+
+bench-train: $(STAMP)
+	$(BIN)/python bench/train_bench.py --budget $(BUDGET) --out bench/results/train.json
+
+clean:
+	rm -rf $(VENV) .bankops .pytest_cache

@@ -1,0 +1,1 @@
+"""Local adapters: files, SQLite and MLflow under $BANKOPS_HOME."""

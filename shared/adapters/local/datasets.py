@@ -1,0 +1,120 @@
+"""Dataset versions on the local disk: content-addressed files plus a SQLite catalog.
+
+A version is written in full (data, holdout) before its catalog row commits, so a crash leaves
+at most an unreferenced file, never a half-registered version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from shared.errors import NotFound
+from shared.ports import DatasetVersion
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dataset_versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, content_hash TEXT NOT NULL, rows INTEGER NOT NULL,
+    positive_share REAL NOT NULL, created_at TEXT NOT NULL, uri TEXT NOT NULL, source TEXT NOT NULL,
+    PRIMARY KEY (name, version), UNIQUE (name, content_hash)
+)"""
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LocalDatasetStore:
+    """DatasetStore on `datastore/datasets/<name>/<hash>.csv` and `catalog.db`."""
+
+    def __init__(self, root: Path, catalog: Path) -> None:
+        self.root = root
+        self.catalog = catalog
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.catalog, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        return db
+
+    @staticmethod
+    def _version(row: sqlite3.Row) -> DatasetVersion:
+        return DatasetVersion(**dict(row))
+
+    def find(self, name: str, content_hash: str) -> DatasetVersion | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM dataset_versions WHERE name=? AND content_hash=?", (name, content_hash)).fetchone()
+        return self._version(row) if row else None
+
+    def add(self, name: str, content: bytes, *, content_hash: str, rows: int, positive_share: float,
+            holdout: np.ndarray, source: str) -> DatasetVersion:
+        data_path = self.root / name / f"{content_hash}.csv"
+        _write_atomically(data_path, content)
+        _write_atomically(data_path.with_suffix(".holdout.json"), json.dumps([int(i) for i in holdout]).encode())
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            existing = db.execute("SELECT * FROM dataset_versions WHERE name=? AND content_hash=?", (name, content_hash)).fetchone()
+            if existing:
+                db.execute("ROLLBACK")
+                return self._version(existing)
+            version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM dataset_versions WHERE name=?", (name,)).fetchone()[0]
+            created = datetime.now(UTC).isoformat(timespec="seconds")
+            db.execute(
+                "INSERT INTO dataset_versions VALUES (?,?,?,?,?,?,?,?)",
+                (name, version, content_hash, rows, positive_share, created, data_path.as_uri(), source),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+        return DatasetVersion(name, version, content_hash, rows, positive_share, created, data_path.as_uri(), source)
+
+    def get(self, name: str, version: int | None = None) -> DatasetVersion:
+        with self._connect() as db:
+            if version is None:
+                row = db.execute("SELECT * FROM dataset_versions WHERE name=? ORDER BY version DESC LIMIT 1", (name,)).fetchone()
+            else:
+                row = db.execute("SELECT * FROM dataset_versions WHERE name=? AND version=?", (name, version)).fetchone()
+        if row is None:
+            which = f"version {version} of dataset {name!r}" if version else f"dataset {name!r}"
+            raise NotFound(f"{which} is not registered; see `bankops data list`, or register a file with `bankops data register PATH`")
+        return self._version(row)
+
+    def list(self, name: str | None = None) -> list[DatasetVersion]:
+        with self._connect() as db:
+            if name is None:
+                rows = db.execute("SELECT * FROM dataset_versions ORDER BY name, version").fetchall()
+            else:
+                rows = db.execute("SELECT * FROM dataset_versions WHERE name=? ORDER BY version", (name,)).fetchall()
+        return [self._version(r) for r in rows]
+
+    def _path(self, dataset: DatasetVersion) -> Path:
+        return self.root / dataset.name / f"{dataset.content_hash}.csv"
+
+    def read(self, dataset: DatasetVersion) -> bytes:
+        return self._path(dataset).read_bytes()
+
+    def holdout(self, dataset: DatasetVersion) -> np.ndarray:
+        return np.asarray(json.loads(self._path(dataset).with_suffix(".holdout.json").read_text()), dtype=np.int64)

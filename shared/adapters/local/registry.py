@@ -1,0 +1,89 @@
+"""ModelRegistry on the MLflow model registry in the SQLite store under $BANKOPS_HOME."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from shared.errors import NotFound
+from shared.mlflow_model import ARTIFACT, log_pyfunc
+from shared.model import BankMarketingModel
+from shared.ports import ModelVersion
+
+METRIC_TAG = "metric."
+
+
+class MlflowModelRegistry:
+    """Versions of one registered model; metrics are kept as `metric.*` tags on each version."""
+
+    def __init__(self, tracking_uri: str, model_name: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.name = model_name
+        self.client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        self._cache: dict[str, BankMarketingModel] = {}
+
+    def _version(self, mv: Any) -> ModelVersion:
+        tags = dict(mv.tags or {})
+        metrics = {k[len(METRIC_TAG):]: float(v) for k, v in tags.items() if k.startswith(METRIC_TAG)}
+        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
+        return ModelVersion(
+            name=self.name, version=str(mv.version), run_id=mv.run_id or "", created_at=created, metrics=metrics,
+            tags={k: v for k, v in tags.items() if not k.startswith(METRIC_TAG)}, aliases=tuple(mv.aliases or ()),
+        )
+
+    def register(self, model: BankMarketingModel, *, run_id: str, metrics: Mapping[str, float],
+                 tags: Mapping[str, str], input_example: Any) -> ModelVersion:
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != run_id:
+            raise RuntimeError("register() must be called inside the run that trained the model")
+        info = log_pyfunc(model, input_example, self.name)
+        version = str(info.registered_model_version)
+        for key, value in metrics.items():
+            self.client.set_model_version_tag(self.name, version, f"{METRIC_TAG}{key}", f"{value:.6g}")
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, version, key, value)
+        return self.get(version)
+
+    def get(self, version: str | None = None) -> ModelVersion:
+        if version is None:
+            versions = self.list()
+            if not versions:
+                raise NotFound(f"no version of model {self.name!r} is registered yet; run `bankops train` first")
+            return versions[-1]
+        try:
+            return self._version(self.client.get_model_version(self.name, str(version)))
+        except MlflowException as exc:
+            raise NotFound(f"model {self.name!r} has no version {version}; see `bankops models`") from exc
+
+    def list(self) -> list[ModelVersion]:
+        try:
+            found = self.client.search_model_versions(f"name='{self.name}'")
+        except MlflowException:
+            return []
+        return sorted((self._version(mv) for mv in found), key=lambda v: int(v.version))
+
+    def load(self, version: str) -> BankMarketingModel:
+        if version not in self._cache:
+            self.get(version)
+            local = mlflow.artifacts.download_artifacts(f"models:/{self.name}/{version}", tracking_uri=self.tracking_uri)
+            self._cache[version] = joblib.load(Path(local) / "artifacts" / ARTIFACT)
+        return self._cache[version]
+
+    def model_uri(self, version: str) -> str:
+        return f"models:/{self.name}/{version}"
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.name, alias, str(version))
+
+    def alias(self, alias: str) -> ModelVersion | None:
+        try:
+            return self._version(self.client.get_model_version_by_alias(self.name, alias))
+        except MlflowException:
+            return None

@@ -1,0 +1,1 @@
+"""The `bankops` command line."""

@@ -1,0 +1,127 @@
+"""Typed settings, read once: environment variables first, then `local.settings.json` `Values`.
+
+The names are the Azure Functions app-setting names, so the same file configures the function
+app and the local host. Secrets are `SecretStr`: they never print in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+METRICS = ("AUC_weighted", "accuracy", "average_precision_score_weighted", "log_loss", "f1_score_weighted")
+
+
+class _LocalSettingsJson(PydanticBaseSettingsSource):
+    """`Values` of `local.settings.json` (the Functions convention), below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = Path(os.environ.get("BANKOPS_SETTINGS_FILE", "local.settings.json"))
+        self._values: dict[str, Any] = {}
+        if path.is_file():
+            self._values = dict(json.loads(path.read_text(encoding="utf-8")).get("Values", {}))
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else field_name
+        return self._values.get(alias), alias, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value not in (None, ""):
+                found[key] = value
+        return found
+
+
+class Settings(BaseSettings):
+    """Every setting bankops reads; `local.settings.sample.json` lists them with placeholders."""
+
+    # Only the app-setting names count: a field called `home` must not read $HOME.
+    model_config = SettingsConfigDict(extra="ignore")
+
+    backend: Literal["local", "azure"] = Field("local", validation_alias="BANKOPS_BACKEND")
+    home: Path = Field(Path(".bankops"), validation_alias="BANKOPS_HOME")
+    dataset_name: str = Field("bankmarketing", validation_alias="BANKOPS_DATASET_NAME")
+    model_name: str = Field("bankmarketing-classifier", validation_alias="BANKOPS_MODEL_NAME")
+    experiment_name: str = Field("bankmarketing", validation_alias="BANKOPS_EXPERIMENT_NAME")
+
+    automl_budget_s: float = Field(60.0, gt=0, validation_alias="BANKOPS_AUTOML_BUDGET")
+    primary_metric: str = Field("AUC_weighted", validation_alias="BANKOPS_PRIMARY_METRIC")
+    holdout_fraction: float = Field(0.1, gt=0, lt=0.5, validation_alias="BANKOPS_HOLDOUT_FRACTION")
+    cv_folds: int = Field(5, ge=2, le=10, validation_alias="BANKOPS_CV_FOLDS")
+    seed: int = Field(42, validation_alias="BANKOPS_SEED")
+    min_rows: int = Field(100, ge=10, validation_alias="BANKOPS_MIN_ROWS")
+    min_rows_per_class: int = Field(10, ge=2, validation_alias="BANKOPS_MIN_ROWS_PER_CLASS")
+    exclude_columns: str = Field("", validation_alias="BANKOPS_EXCLUDE_COLUMNS")
+    retrain_schedule: str = Field("0 0 2 * * *", validation_alias="RETRAIN_SCHEDULE")
+
+    primary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_PRIMARY_KEY")
+    secondary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_SECONDARY_KEY")
+    function_key: SecretStr | None = Field(None, validation_alias="BANKOPS_FUNCTION_KEY")
+
+    azure_subscription_id: str | None = Field(None, validation_alias="AZURE_SUBSCRIPTION_ID")
+    azure_resource_group: str | None = Field(None, validation_alias="AZURE_RESOURCE_GROUP")
+    azureml_workspace_name: str | None = Field(None, validation_alias="AZUREML_WORKSPACE_NAME")
+    applicationinsights_connection_string: SecretStr | None = Field(
+        None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+    azure_web_jobs_storage: SecretStr | None = Field(None, validation_alias="AzureWebJobsStorage")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _LocalSettingsJson(settings_cls))
+
+    @cached_property
+    def paths(self) -> HomePaths:
+        return HomePaths(self.home.expanduser().resolve())
+
+
+class HomePaths:
+    """Where everything lives under `$BANKOPS_HOME`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.datastore = root / "datastore"
+        self.datasets = self.datastore / "datasets"
+        self.incoming = self.datastore / "incoming"
+        self.quarantine = self.datastore / "quarantine"
+        self.catalog = root / "catalog.db"
+        self.mlflow_db = root / "mlflow.db"
+        self.artifacts = root / "mlartifacts"
+        self.keys = root / "keys"
+        self.logs = root / "logs"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_db}"
+
+
+def split_columns(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Turn "a,b" or ["a", "b"] into a clean list of column names."""
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item.strip()]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `local.settings.json`, with explicit overrides on top."""
+    fields = Settings.model_fields
+    by_alias = {str(fields[k].validation_alias): v for k, v in overrides.items() if v is not None}
+    return Settings(**by_alias)

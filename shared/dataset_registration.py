@@ -1,0 +1,66 @@
+"""Register a CSV as a dataset version: validate, hash, keep a fixed holdout, store.
+
+Idempotent by content: the same bytes registered twice return the first version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from shared import schema
+from shared.data_validation import ValidatedData, validate_csv
+from shared.ports import DatasetStore, DatasetVersion
+
+
+@dataclass(frozen=True)
+class Registration:
+    dataset: DatasetVersion
+    created: bool
+    warnings: list[str]
+
+
+def content_hash(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def holdout_indices(target: pd.Series, fraction: float, seed: int) -> np.ndarray:
+    """A stratified holdout with a fixed seed: every model of a version is judged on these rows."""
+    _, held = train_test_split(np.arange(len(target)), test_size=fraction, random_state=seed, stratify=target.to_numpy())
+    return np.sort(held)
+
+
+def register_dataset(
+    store: DatasetStore,
+    source: Path | bytes,
+    *,
+    name: str,
+    holdout_fraction: float = 0.1,
+    seed: int = 42,
+    min_rows: int = 100,
+    min_rows_per_class: int = 10,
+    source_name: str = "",
+) -> Registration:
+    """Validate `source` and register it as the next version of `name` (or return the same content's version)."""
+    content = source.read_bytes() if isinstance(source, Path) else source
+    digest = content_hash(content)
+    validated: ValidatedData = validate_csv(content, min_rows=min_rows, min_rows_per_class=min_rows_per_class)
+    existing = store.find(name, digest)
+    if existing is not None:
+        return Registration(existing, created=False, warnings=validated.warnings)
+    dataset = store.add(
+        name, content, content_hash=digest, rows=validated.rows, positive_share=validated.positive_share,
+        holdout=holdout_indices(validated.frame[schema.TARGET], holdout_fraction, seed),
+        source=source_name or (str(source) if isinstance(source, Path) else ""),
+    )
+    return Registration(dataset, created=True, warnings=validated.warnings)
+
+
+def load_frame(store: DatasetStore, dataset: DatasetVersion) -> pd.DataFrame:
+    """The typed frame of a registered version (validated again: the file is the truth)."""
+    return validate_csv(store.read(dataset), min_rows=1, min_rows_per_class=1).frame

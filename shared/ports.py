@@ -1,0 +1,159 @@
+"""The ports: what the handlers need from a backend, as small Protocols.
+
+The local adapters (files, SQLite, MLflow) and the Azure adapters (Blob, Azure ML) both
+implement these, and pass the same contract tests; handler tests use in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from shared.model import BankMarketingModel
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One registered, validated version of a dataset; keyed by the hash of its content."""
+
+    name: str
+    version: int
+    content_hash: str
+    rows: int
+    positive_share: float
+    created_at: str
+    uri: str
+    source: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model version, with the metrics it was registered with."""
+
+    name: str
+    version: str
+    run_id: str
+    created_at: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    learner: str
+    cv_score: float
+    train_time_s: float
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A pipeline run as a user reviews it: its AutoML leaderboard and holdout metrics."""
+
+    run_id: str
+    status: str
+    started_at: str
+    params: Mapping[str, str]
+    tags: Mapping[str, str]
+    holdout_metrics: Mapping[str, float]
+    trials: list[TrialRecord]
+
+
+class DatasetStore(Protocol):
+    """Versioned, content-addressed storage of validated training data."""
+
+    def find(self, name: str, content_hash: str) -> DatasetVersion | None:
+        """The version of `name` with this content hash, or None."""
+        ...
+
+    def add(self, name: str, content: bytes, *, content_hash: str, rows: int, positive_share: float,
+            holdout: np.ndarray, source: str) -> DatasetVersion:
+        """Store content and its holdout row indices as the next version, atomically.
+
+        Returns the existing version when the same content was added concurrently.
+        """
+        ...
+
+    def get(self, name: str, version: int | None = None) -> DatasetVersion:
+        """A version (default: the newest). Raises NotFound."""
+        ...
+
+    def list(self, name: str | None = None) -> list[DatasetVersion]:
+        """All versions, oldest first."""
+        ...
+
+    def read(self, dataset: DatasetVersion) -> bytes:
+        """The stored CSV content."""
+        ...
+
+    def holdout(self, dataset: DatasetVersion) -> np.ndarray:
+        """Row indices (0-based, data rows) of the holdout kept with this version."""
+        ...
+
+
+class ModelRegistry(Protocol):
+    """Registered model versions of one model name."""
+
+    def register(self, model: BankMarketingModel, *, run_id: str, metrics: Mapping[str, float],
+                 tags: Mapping[str, str], input_example: Any) -> ModelVersion:
+        """Log `model` in the registry's model format under run `run_id` and register a new version."""
+        ...
+
+    def get(self, version: str | None = None) -> ModelVersion:
+        """A version (default: the newest). Raises NotFound."""
+        ...
+
+    def list(self) -> list[ModelVersion]:
+        """All versions, oldest first."""
+        ...
+
+    def load(self, version: str) -> BankMarketingModel:
+        """The model object of a version, ready to predict."""
+        ...
+
+    def set_alias(self, alias: str, version: str) -> None:
+        """Point `alias` (e.g. "champion") at `version`."""
+        ...
+
+    def alias(self, alias: str) -> ModelVersion | None:
+        """The version `alias` points at, or None."""
+        ...
+
+
+class RunTracker(Protocol):
+    """Experiment tracking: nested runs with params, metrics and artifacts."""
+
+    def run(self, name: str, *, tags: Mapping[str, str] | None = None) -> AbstractContextManager[str]:
+        """Open a run nested in the current one (if any); yields its id."""
+        ...
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None: ...
+
+    def log_artifact(self, path: Path) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
+    def log_child(self, name: str, *, params: Mapping[str, Any], metrics: Mapping[str, float],
+                  tags: Mapping[str, str]) -> None:
+        """Record a finished child run (e.g. one AutoML trial) in one go."""
+        ...
+
+    def report(self, run_id: str | None = None) -> RunReport:
+        """The given pipeline run (or the newest), with its trials. Raises NotFound."""
+        ...
+
+
+def iter_ports() -> Iterator[type]:
+    yield from (DatasetStore, ModelRegistry, RunTracker)

@@ -1,0 +1,1 @@
+"""The training pipeline: split, AutoML search, ensemble, evaluation, plots."""
