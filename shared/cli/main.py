@@ -192,4 +192,7 @@ def models(home: HomeOpt = None) -> None:
 
 
 def main() -> None:
+    from shared.logging_setup import quiet_libraries
+
+    quiet_libraries()
     app()
