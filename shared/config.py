@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     min_rows_per_class: int = Field(10, ge=2, validation_alias="BANKOPS_MIN_ROWS_PER_CLASS")
     exclude_columns: str = Field("", validation_alias="BANKOPS_EXCLUDE_COLUMNS")
     retrain_schedule: str = Field("0 0 2 * * *", validation_alias="RETRAIN_SCHEDULE")
+    data_arrival_mode: Literal["append", "replace"] = Field("append", validation_alias="BANKOPS_DATA_ARRIVAL_MODE")
+    gate_tolerance: float = Field(0.002, ge=0, validation_alias="BANKOPS_GATE_TOLERANCE")
+    gate_min_recall_yes: float = Field(0.0, ge=0, le=1, validation_alias="BANKOPS_GATE_MIN_RECALL_YES")
+    control_port: int = Field(7071, validation_alias="BANKOPS_CONTROL_PORT")
+    scoring_port: int = Field(5001, validation_alias="BANKOPS_SCORING_PORT")
 
     primary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_PRIMARY_KEY")
     secondary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_SECONDARY_KEY")

@@ -113,6 +113,8 @@ def _check_target(target: pd.Series, min_rows_per_class: int) -> list[str]:
         return problems
     counts = normalized.value_counts()
     present = [c for c in schema.CLASSES if counts.get(c, 0) > 0]
+    if min_rows_per_class == 0:  # an increment to append to a dataset: one class alone is fine
+        return problems
     if len(present) < 2:
         problems.append(
             f"column '{schema.TARGET}' holds a single class ({present[0] if present else 'none'}): "

@@ -157,3 +157,57 @@ class RunTracker(Protocol):
 
 def iter_ports() -> Iterator[type]:
     yield from (DatasetStore, ModelRegistry, RunTracker)
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A stored file: its name in the container, its version tag and size."""
+
+    container: str
+    name: str
+    etag: str
+    size: int
+
+
+class Datastore(Protocol):
+    """Blob containers (incoming, quarantine, processed, batch, predictions): local folders or Azure Blob."""
+
+    def list(self, container: str) -> list[BlobInfo]:
+        """Files in a container, oldest first; partial uploads (names starting with '.') are not listed."""
+        ...
+
+    def info(self, container: str, name: str) -> BlobInfo | None:
+        """The current version of one file, or None when it is gone."""
+        ...
+
+    def read(self, container: str, name: str) -> bytes: ...
+
+    def write(self, container: str, name: str, data: bytes) -> BlobInfo:
+        """Write a whole file atomically (readers never see part of it)."""
+        ...
+
+    def move(self, container: str, name: str, to_container: str) -> BlobInfo:
+        """Move a file to another container (same name), e.g. into quarantine."""
+        ...
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    ok: bool
+    detail: str
+
+
+class Deployer(Protocol):
+    """The real-time endpoint: which model version it serves, and swapping it without downtime."""
+
+    def deploy(self, version: str) -> None:
+        """Serve `version`; returns once the endpoint answers with it. Raises on failure."""
+        ...
+
+    def current(self) -> str | None:
+        """The version the endpoint serves now, or None before the first deploy."""
+        ...
+
+    def smoke_test(self, version: str) -> SmokeResult:
+        """Score the fixture records through the endpoint and compare with the registered model."""
+        ...

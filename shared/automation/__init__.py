@@ -1,0 +1,1 @@
+"""Event-driven automation: events and commands, the durable work queue, handlers, the gate."""

@@ -1,0 +1,88 @@
+"""Commands (imperative) and events (past tense) that flow between triggers and handlers.
+
+Every message carries an id: Event Grid delivers at least once and may reorder, so handlers
+record ids in a ledger and do the work once. `to_dict`/`from_dict` let the durable queue store
+them as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: ClassVar[str] = "message"
+    message_id: str = field(default_factory=new_id, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class DataArrived(Message):
+    """A file landed in the `incoming` area (Storage BlobCreated, or the local watcher)."""
+
+    kind: ClassVar[str] = "DataArrived"
+    blob: str  # container-relative name, e.g. "incoming/new.csv"
+    etag: str  # changes with every write of the blob; with `blob` it keys one arrival
+    sequencer: str = ""  # Event Grid's per-blob order; newer sorts after older
+    api: str = "PutBlob"
+
+
+@dataclass(frozen=True)
+class RequestTraining(Message):
+    """Train on a dataset version (default: the newest). Concurrent requests collapse into one run."""
+
+    kind: ClassVar[str] = "RequestTraining"
+    reason: str = "manual"
+    dataset: str = ""  # NAME[:VERSION]
+    experiment: str = ""
+
+
+@dataclass(frozen=True)
+class RunCompleted(Message):
+    """A training run finished and registered a model version: gate it, maybe deploy it."""
+
+    kind: ClassVar[str] = "RunCompleted"
+    run_id: str
+    model_version: str
+    dataset: str
+
+
+@dataclass(frozen=True)
+class Deploy(Message):
+    """Serve a model version (default: the champion)."""
+
+    kind: ClassVar[str] = "Deploy"
+    model_version: str = ""
+    reason: str = "manual"
+
+
+@dataclass(frozen=True)
+class Rollback(Message):
+    """Serve the version that was deployed before the current one."""
+
+    kind: ClassVar[str] = "Rollback"
+    reason: str = "manual"
+
+
+MESSAGES: dict[str, type[Message]] = {
+    cls.kind: cls for cls in (DataArrived, RequestTraining, RunCompleted, Deploy, Rollback)
+}
+
+
+def from_dict(data: dict[str, Any]) -> Message:
+    """Rebuild a message stored by `to_dict`; unknown kinds are an error naming the known ones."""
+    values = dict(data)
+    kind = values.pop("kind", None)
+    if kind not in MESSAGES:
+        raise ValueError(f"unknown message kind {kind!r}; known: {', '.join(MESSAGES)}")
+    return MESSAGES[kind](**values)
