@@ -7,14 +7,13 @@ at most an unreferenced file, never a half-registered version.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from shared.atomic_files import write_atomically
 from shared.errors import NotFound
 from shared.ports import DatasetVersion
 
@@ -24,20 +23,6 @@ CREATE TABLE IF NOT EXISTS dataset_versions (
     positive_share REAL NOT NULL, created_at TEXT NOT NULL, uri TEXT NOT NULL, source TEXT NOT NULL,
     PRIMARY KEY (name, version), UNIQUE (name, content_hash)
 )"""
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LocalDatasetStore:
@@ -67,8 +52,8 @@ class LocalDatasetStore:
     def add(self, name: str, content: bytes, *, content_hash: str, rows: int, positive_share: float,
             holdout: np.ndarray, source: str) -> DatasetVersion:
         data_path = self.root / name / f"{content_hash}.csv"
-        _write_atomically(data_path, content)
-        _write_atomically(data_path.with_suffix(".holdout.json"), json.dumps([int(i) for i in holdout]).encode())
+        write_atomically(data_path, content)
+        write_atomically(data_path.with_suffix(".holdout.json"), json.dumps([int(i) for i in holdout]).encode())
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")

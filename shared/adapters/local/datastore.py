@@ -1,0 +1,70 @@
+"""Datastore on folders under $BANKOPS_HOME/datastore: one folder per container.
+
+The etag is the file's modification time and size, which change with every write, like a blob's
+ETag. Names starting with '.' are partial uploads (write to '.name', then rename) and are hidden.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from shared.atomic_files import write_atomically
+from shared.errors import InvalidInput, NotFound
+from shared.ports import BlobInfo
+
+CONTAINERS = ("incoming", "quarantine", "processed", "batch", "predictions")
+
+
+class LocalDatastore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for container in CONTAINERS:
+            (root / container).mkdir(parents=True, exist_ok=True)
+
+    def _path(self, container: str, name: str) -> Path:
+        if container not in CONTAINERS:
+            raise InvalidInput(f"unknown container {container!r}; the containers are: {', '.join(CONTAINERS)}")
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise InvalidInput(f"invalid file name {name!r}: use a plain name such as new-data.csv")
+        return self.root / container / name
+
+    def _info(self, container: str, path: Path) -> BlobInfo:
+        st = path.stat()
+        return BlobInfo(container=container, name=path.name, etag=f"{st.st_mtime_ns:x}-{st.st_size:x}", size=st.st_size)
+
+    def list(self, container: str) -> list[BlobInfo]:
+        folder = self._path(container, "x").parent
+        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+        return [self._info(container, p) for p in sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))]
+
+    def info(self, container: str, name: str) -> BlobInfo | None:
+        path = self._path(container, name)
+        try:
+            return self._info(container, path)
+        except FileNotFoundError:
+            return None
+
+    def read(self, container: str, name: str) -> bytes:
+        try:
+            return self._path(container, name).read_bytes()
+        except FileNotFoundError as exc:
+            raise NotFound(f"{container}/{name} does not exist") from exc
+
+    def write(self, container: str, name: str, data: bytes) -> BlobInfo:
+        path = self._path(container, name)
+        write_atomically(path, data)
+        return self._info(container, path)
+
+    def move(self, container: str, name: str, to_container: str) -> BlobInfo:
+        source = self._path(container, name)
+        target = self._path(to_container, name)
+        if target.exists():  # keep both: never overwrite an earlier file of the same name
+            stem, suffix = os.path.splitext(name)
+            n = 1
+            while (candidate := self._path(to_container, f"{stem}.{n}{suffix}")).exists():
+                n += 1
+            target = candidate
+        shutil.move(source, target)
+        return self._info(to_container, target)
