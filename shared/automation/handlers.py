@@ -153,17 +153,28 @@ def _deploy_with_smoke_test(auto: Automation, version: str, reason: str) -> dict
     return {"outcome": "rolled_back", "model_version": before, "failed_version": version, "smoke_test": smoke.detail}
 
 
+def _model_of_run(auto: Automation, event: RunCompleted) -> tuple[str, str]:
+    """(model version, dataset ref) of a finished run; an Azure ML event names only the run."""
+    if event.model_version:
+        return event.model_version, event.dataset
+    found = [v for v in auto.registry.list() if event.run_id in (v.run_id, v.tags.get("pipeline_run"))]
+    if not found:
+        raise NotFound(f"no registered model comes from run {event.run_id}; register its best model first")
+    return found[-1].version, found[-1].tags.get("dataset", auto.settings.dataset_name)
+
+
 def on_run_completed(auto: Automation, event: RunCompleted) -> dict[str, Any]:
     champion = auto.registry.alias(CHAMPION)
-    name, _, version = event.dataset.partition(":")
+    challenger, dataset_ref = _model_of_run(auto, event)
+    name, _, version = dataset_ref.partition(":")
     dataset = auto.datasets.get(name, int(version) if version else None)
-    decision = decide(challenger=event.model_version, champion=champion.version if champion else None, dataset=dataset,
+    decision = decide(challenger=challenger, champion=champion.version if champion else None, dataset=dataset,
                       datasets=auto.datasets, registry=auto.registry, tolerance=auto.settings.gate_tolerance, floors=auto.floors)
     auto.on_event("gate", {"deploy": decision.deploy})
     log.info("gate: %s", decision.reason)
     if not decision.deploy:
-        return {"outcome": "kept_champion", "reason": decision.reason, "model_version": event.model_version}
-    return _deploy_with_smoke_test(auto, event.model_version, decision.reason) | {"gate": decision.reason}
+        return {"outcome": "kept_champion", "reason": decision.reason, "model_version": challenger}
+    return _deploy_with_smoke_test(auto, challenger, decision.reason) | {"gate": decision.reason}
 
 
 def on_deploy(auto: Automation, command: Deploy) -> dict[str, Any]:
