@@ -22,11 +22,11 @@ up: $(STAMP)
 
 ## Install, lint and run every test tier.
 test: $(STAMP)
-	$(BIN)/ruff check shared tests bench
+	$(BIN)/ruff check shared functions function_app.py tests bench
 	$(BIN)/python -m pytest -p no:cacheprovider -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared tests bench
+	$(BIN)/ruff check shared functions function_app.py tests bench
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

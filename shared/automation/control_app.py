@@ -1,0 +1,83 @@
+"""The local control plane: the function app's /api routes on FastAPI, for `bankops up`.
+
+Auth is Azure Functions' function level: the key in `x-functions-key` or `?code=`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from shared.automation import control
+from shared.automation.handlers import Automation
+from shared.errors import BankopsError, InvalidInput, http_status
+
+
+def function_key_of(request: Request) -> str | None:
+    return request.headers.get("x-functions-key") or request.query_params.get("code")
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
+
+
+def create_control_app(auto: Automation, *, key_ok: Callable[[str | None], bool],
+                       next_schedule: Callable[[], str | None] = lambda: None) -> FastAPI:
+    app = FastAPI(title="bankops control plane", version="1", docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        if request.url.path.startswith("/api/") and not key_ok(function_key_of(request)):
+            return JSONResponse({"error": "missing or wrong function key: send it as x-functions-key or ?code="}, status_code=401)
+        return await call_next(request)
+
+    @app.exception_handler(BankopsError)
+    async def bankops_error(_request: Request, exc: BankopsError) -> JSONResponse:
+        return JSONResponse({"error": exc.message, "details": exc.details}, status_code=http_status(exc))
+
+    @app.post("/api/retrain", status_code=202)
+    async def retrain(request: Request) -> dict[str, Any]:
+        """Queue a training run (the published-pipeline REST contract)."""
+        return control.retrain(auto, await _json_body(request))
+
+    @app.post("/api/redeploy", status_code=202)
+    async def redeploy(request: Request) -> dict[str, Any]:
+        """Deploy a model version (default: the champion)."""
+        return control.redeploy(auto, await _json_body(request))
+
+    @app.post("/api/rollback", status_code=202)
+    async def rollback() -> dict[str, Any]:
+        """Serve the previous version again."""
+        return control.rollback(auto)
+
+    @app.get("/api/status")
+    async def status() -> dict[str, Any]:
+        """Champion, endpoint health, recent jobs, next scheduled retrain."""
+        return control.status(auto, next_schedule())
+
+    @app.get("/api/runs/{job_id}")
+    async def run(job_id: str) -> dict[str, Any]:
+        """One job: its status, result and error."""
+        return control.job_status(auto, job_id)
+
+    @app.options("/api/events")
+    async def cloudevents_handshake(request: Request) -> Response:
+        origin = request.headers.get("webhook-request-origin", "*")
+        return Response(status_code=200, headers={"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "120"})
+
+    @app.post("/api/events")
+    async def events(request: Request) -> dict[str, Any]:
+        """Event Grid webhook: Event Grid schema or CloudEvents, single or batch."""
+        return control.events(auto, await _json_body(request))
+
+    return app
