@@ -1,0 +1,58 @@
+"""Fakes for the automation tests: the blob containers and the scoring endpoint.
+
+InMemoryDatastore stands in for Azure Blob / the local folders (etag changes on each write).
+FakeDeployer stands in for the scoring endpoint: it remembers what it serves and can be told to
+fail its smoke test, as a broken deployment would.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from shared.errors import NotFound
+from shared.ports import BlobInfo, SmokeResult
+
+
+class InMemoryDatastore:
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self._etags = itertools.count(1)
+
+    def list(self, container: str) -> list[BlobInfo]:
+        return [BlobInfo(c, n, e, len(d)) for (c, n), (d, e) in self.files.items() if c == container]
+
+    def info(self, container: str, name: str) -> BlobInfo | None:
+        found = self.files.get((container, name))
+        return BlobInfo(container, name, found[1], len(found[0])) if found else None
+
+    def read(self, container: str, name: str) -> bytes:
+        if (container, name) not in self.files:
+            raise NotFound(f"{container}/{name} does not exist")
+        return self.files[(container, name)][0]
+
+    def write(self, container: str, name: str, data: bytes) -> BlobInfo:
+        self.files[(container, name)] = (data, f"etag-{next(self._etags)}")
+        return self.info(container, name)  # type: ignore[return-value]
+
+    def move(self, container: str, name: str, to_container: str) -> BlobInfo:
+        data, _ = self.files.pop((container, name))
+        return self.write(to_container, name, data)
+
+
+class FakeDeployer:
+    def __init__(self) -> None:
+        self.serving: str | None = None
+        self.history: list[str] = []
+        self.broken_versions: set[str] = set()
+
+    def deploy(self, version: str) -> None:
+        self.serving = version
+        self.history.append(version)
+
+    def current(self) -> str | None:
+        return self.serving
+
+    def smoke_test(self, version: str) -> SmokeResult:
+        if version in self.broken_versions:
+            return SmokeResult(False, f"v{version} answered 500")
+        return SmokeResult(self.serving == version, f"serving v{self.serving}")
