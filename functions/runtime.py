@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from shared.automation.handlers import Automation
 
+_current: list[Automation] = []
 
-@lru_cache(maxsize=1)
+
 def automation() -> Automation:
-    from shared.bootstrap import build_automation
+    if not _current:
+        from shared.bootstrap import build_automation
 
-    return build_automation()
+        _current.append(build_automation())
+    return _current[0]
+
+
+def use(auto: Automation) -> None:
+    """Run the triggers against a given Automation (tests; a host that built one already)."""
+    _current[:] = [auto]

@@ -1,0 +1,156 @@
+"""The Azure Functions triggers, called as the Functions host would call them.
+
+Each function comes from `function_app.app` through `.build().get_user_function()` and gets real
+`azure.functions` request, Event Grid and timer objects with realistic payloads. The ports behind
+them are in-memory fakes (no Azure here); the work queue is the real SQLite one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions.timer import TimerRequest
+
+import function_app
+from functions import runtime
+from shared.automation.handlers import Automation
+from shared.automation.work_queue import WorkQueue
+from shared.config import load_settings
+from tests.automation_fakes import FakeDeployer, InMemoryDatastore
+from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
+
+AML_RUN_COMPLETED = {
+    "id": "831e1650-001e-001b-66ab-eeb76e069631",
+    "topic": "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws",
+    "subject": "experiments/0fa9dfaa-cba3-4fa7-b590-23e48548f5c1/runs/AutoML_ad912b2d-6467-4f32-a616-dbe4af6dd8fc",
+    "eventType": "Microsoft.MachineLearningServices.RunCompleted",
+    "eventTime": "2026-11-27T02:00:00Z",
+    "data": {"experimentId": "0fa9dfaa-cba3-4fa7-b590-23e48548f5c1", "experimentName": "bankmarketing",
+             "runId": "AutoML_ad912b2d-6467-4f32-a616-dbe4af6dd8fc", "runType": "automl",
+             "runTags": {}, "runProperties": {"runTemplate": "AutoML"}},
+    "dataVersion": "2", "metadataVersion": "1",
+}
+BLOB_CREATED = {
+    "id": "5c2b6f4e-701e-0061-0e2b-5c6a4d06e2b1",
+    "topic": "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct",
+    "subject": "/blobServices/default/containers/incoming/blobs/new-clients.csv",
+    "eventType": "Microsoft.Storage.BlobCreated",
+    "eventTime": "2026-11-27T02:00:00Z",
+    "data": {"api": "PutBlockList", "clientRequestId": "c1", "requestId": "r1", "eTag": "0x8DC1A2B3C4D5E6F",
+             "contentType": "text/csv", "contentLength": 1024, "blobType": "BlockBlob",
+             "url": "https://acct.blob.core.windows.net/incoming/new-clients.csv", "sequencer": "00000000000000000000000000005E3A"},
+    "dataVersion": "", "metadataVersion": "1",
+}
+
+
+@pytest.fixture
+def auto(tmp_path: Path) -> Automation:
+    automation = Automation(settings=load_settings(home=tmp_path), datasets=InMemoryDatasetStore(),
+                            registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(),
+                            deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "queue.db"))
+    runtime.use(automation)
+    return automation
+
+
+FUNCTIONS = {fn.get_function_name(): fn for fn in function_app.app.get_functions()}  # the host indexes once
+
+
+def _function(name: str) -> Any:
+    assert name in FUNCTIONS, f"function {name} is not registered"
+    return FUNCTIONS[name].get_user_function()
+
+
+def _http(method: str, route: str, body: Any = None) -> func.HttpRequest:
+    raw = json.dumps(body).encode() if body is not None else b""
+    return func.HttpRequest(method=method, url=f"http://localhost:7071/api/{route}", body=raw,
+                            headers={"Content-Type": "application/json"})
+
+
+def _event(payload: dict[str, Any]) -> func.EventGridEvent:
+    return func.EventGridEvent(id=payload["id"], data=payload["data"], topic=payload["topic"], subject=payload["subject"],
+                               event_type=payload["eventType"], event_time=None, data_version=payload["dataVersion"])
+
+
+def test_every_trigger_is_registered_with_function_auth_on_http() -> None:
+    names = set(FUNCTIONS)
+    assert {"retrain", "redeploy", "rollback", "status", "run", "events", "on_data_arrived", "on_run_completed",
+            "daily_retrain", "process_work"} <= names
+    bindings = json.dumps([fn.get_bindings_dict() for fn in FUNCTIONS.values()], default=str)
+    assert '"authLevel": "FUNCTION"' in bindings and "%RETRAIN_SCHEDULE%" in bindings
+
+
+def test_retrain_answers_like_a_published_pipeline_and_queues_once(auto: Automation) -> None:
+    first = _function("retrain")(_http("POST", "retrain", {"ExperimentName": "bankmarketing"}))
+    second = _function("retrain")(_http("POST", "retrain"))
+    assert first.status_code == 202
+    assert json.loads(first.get_body())["Id"] == json.loads(second.get_body())["Id"]
+    assert auto.queue.counts() == {"queued": 1}
+
+
+def test_a_bad_body_is_a_4xx_with_a_message(auto: Automation) -> None:
+    req = func.HttpRequest(method="POST", url="http://localhost/api/redeploy", body=b"{not json")
+    response = _function("redeploy")(req)
+    assert response.status_code == 422
+    assert "not valid JSON" in json.loads(response.get_body())["error"]
+    response = _function("redeploy")(_http("POST", "redeploy", {"model_version": "latest"}))
+    assert response.status_code == 422
+
+
+def test_status_reports_queue_and_schedule(auto: Automation) -> None:
+    _function("retrain")(_http("POST", "retrain"))
+    body = json.loads(_function("status")(_http("GET", "status")).get_body())
+    assert body["champion"] is None and body["schedule"] == "0 0 2 * * *"
+    assert body["queue"] == {"queued": 1} and body["recent_jobs"][0]["kind"] == "RequestTraining"
+
+
+def test_the_webhook_answers_the_validation_handshake(auto: Automation) -> None:
+    handshake = [{"id": "v1", "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent", "subject": "",
+                  "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6", "validationUrl": "https://x"}}]
+    response = _function("events")(_http("POST", "events", handshake))
+    assert json.loads(response.get_body()) == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
+    options = func.HttpRequest(method="OPTIONS", url="http://localhost/api/events", body=b"",
+                               headers={"WebHook-Request-Origin": "eventgrid.azure.net"})
+    assert _function("events")(options).headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+
+
+def test_the_webhook_takes_cloudevents_batches(auto: Automation) -> None:
+    cloud = {"specversion": "1.0", "id": "ce-1", "type": BLOB_CREATED["eventType"], "source": BLOB_CREATED["topic"],
+             "subject": BLOB_CREATED["subject"], "data": BLOB_CREATED["data"]}
+    body = json.loads(_function("events")(_http("POST", "events", [cloud, cloud])).get_body())
+    assert body == {"accepted": ["ce-1"], "ignored": ["ce-1"]}
+
+
+def test_blob_created_queues_one_arrival_even_when_delivered_twice(auto: Automation) -> None:
+    _function("on_data_arrived")(_event(BLOB_CREATED))
+    _function("on_data_arrived")(_event(BLOB_CREATED | {"id": "another-id-same-write"}))
+    jobs = auto.queue.recent(5)
+    assert [j.kind for j in jobs] == ["DataArrived"]
+    assert jobs[0].payload["blob"] == "incoming/new-clients.csv" and jobs[0].payload["etag"] == "0x8DC1A2B3C4D5E6F"
+
+
+def test_blob_events_outside_incoming_or_unfinished_writes_are_ignored(auto: Automation) -> None:
+    other = BLOB_CREATED | {"subject": "/blobServices/default/containers/processed/blobs/x.csv"}
+    partial = BLOB_CREATED | {"id": "p", "data": BLOB_CREATED["data"] | {"api": "PutBlock"}}
+    _function("on_data_arrived")(_event(other))
+    _function("on_data_arrived")(_event(partial))
+    assert auto.queue.counts() == {}
+
+
+def test_automl_parent_run_completed_is_queued_and_children_ignored(auto: Automation) -> None:
+    child = AML_RUN_COMPLETED | {"id": "c", "data": AML_RUN_COMPLETED["data"] | {
+        "runId": "AutoML_ad912b2d_3", "runProperties": {"runTemplate": "automl_child"}}}
+    _function("on_run_completed")(_event(child))
+    _function("on_run_completed")(_event(AML_RUN_COMPLETED))
+    jobs = auto.queue.recent(5)
+    assert [(j.kind, j.payload["run_id"]) for j in jobs] == [("RunCompleted", "AutoML_ad912b2d-6467-4f32-a616-dbe4af6dd8fc")]
+
+
+def test_the_daily_timer_requests_training_also_when_past_due(auto: Automation) -> None:
+    _function("daily_retrain")(TimerRequest(past_due=True))
+    _function("daily_retrain")(TimerRequest(past_due=False))
+    jobs = auto.queue.recent(5)
+    assert len(jobs) == 1 and jobs[0].payload["reason"] == "timer (past due)"
