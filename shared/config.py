@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     gate_min_recall_yes: float = Field(0.0, ge=0, le=1, validation_alias="BANKOPS_GATE_MIN_RECALL_YES")
     control_port: int = Field(7071, validation_alias="BANKOPS_CONTROL_PORT")
     scoring_port: int = Field(5001, validation_alias="BANKOPS_SCORING_PORT")
+    scoring_max_records: int = Field(10_000, ge=1, validation_alias="BANKOPS_SCORING_MAX_RECORDS")
+    scoring_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, validation_alias="BANKOPS_SCORING_MAX_BODY_BYTES")
 
     primary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_PRIMARY_KEY")
     secondary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_SECONDARY_KEY")
@@ -111,6 +113,8 @@ class HomePaths:
         self.artifacts = root / "mlartifacts"
         self.keys = root / "keys"
         self.logs = root / "logs"
+        self.serving = root / "serving"
+        self.bench = root / "bench"
 
     @property
     def tracking_uri(self) -> str:
