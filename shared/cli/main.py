@@ -191,6 +191,9 @@ def models(home: HomeOpt = None) -> None:
     console.print(table)
 
 
+from shared.cli import host_commands, serving_commands  # noqa: E402, F401 - registers up, status, serve, deploy, keys, swagger, bench
+
+
 def main() -> None:
     from shared.logging_setup import quiet_libraries
 

@@ -1,0 +1,199 @@
+"""The scoring contract: the typed record, both request shapes, the answer, and their errors.
+
+A record is a TypedDict keyed by the feature names themselves ("emp.var.rate" included), so a
+validated record goes straight to `FeatureEncoder.transform_records` with no copy into pandas.
+Validation is strict: an integer field takes only a JSON integer, a number field a finite JSON
+number, a categorical field a string. Unknown categories are valid: the model scores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+from shared import schema
+
+INT_BOUND = 2**31 - 1
+FLOAT_BOUND = 1e12
+CATEGORY_MAX_LENGTH = 200
+
+_Integer = Annotated[int, Field(strict=True, ge=-INT_BOUND - 1, le=INT_BOUND)]
+_Float = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT_BOUND, le=FLOAT_BOUND)]
+_Category = Annotated[str, Field(strict=True, max_length=CATEGORY_MAX_LENGTH)]
+_TYPES = {"integer": _Integer, "float": _Float, "categorical": _Category}
+
+Record = TypedDict("Record", {name: _TYPES[schema.kind_of(name)] for name in schema.FEATURES})  # type: ignore[misc]
+Record.__pydantic_config__ = ConfigDict(extra="forbid", title="Record")  # type: ignore[attr-defined]
+
+RECORDS = TypeAdapter(list[Record])
+
+# The two records of tests/fixtures/endpoint_records.json: the examples of the docs and `bankops test-endpoint`.
+EXAMPLE_RECORDS: list[dict[str, Any]] = [
+    {"age": 43, "job": "blue-collar", "marital": "single", "education": "basic.9y", "default": "no", "housing": "yes",
+     "loan": "no", "contact": "cellular", "month": "jul", "day_of_week": "thu", "duration": 982, "campaign": 1,
+     "pdays": 999, "previous": 0, "poutcome": "nonexistent", "emp.var.rate": 1.4, "cons.price.idx": 93.918,
+     "cons.conf.idx": -42.7, "euribor3m": 4.963, "nr.employed": 5228.1},
+    {"age": 57, "job": "technician", "marital": "married", "education": "high.school", "default": "no", "housing": "no",
+     "loan": "yes", "contact": "cellular", "month": "may", "day_of_week": "mon", "duration": 371, "campaign": 1,
+     "pdays": 999, "previous": 1, "poutcome": "failure", "emp.var.rate": -1.8, "cons.price.idx": 92.893,
+     "cons.conf.idx": -46.2, "euribor3m": 1.299, "nr.employed": 5099.1},
+]
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One offending field: which record (None for the envelope), which field, what is wrong."""
+
+    record: int | None
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"record": self.record, "field": self.field, "message": self.message}
+
+
+class ContractError(Exception):
+    """A request that breaks the contract; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str, problems: list[FieldProblem] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = problems or []
+
+
+def _problems(exc: ValidationError, prefix: str, limit: int = 100) -> list[FieldProblem]:
+    """Pydantic errors as (record index, field, message); the value itself is never echoed."""
+    found = []
+    for error in exc.errors(include_url=False, include_input=False)[:limit]:
+        loc = error["loc"]
+        index = loc[0] if loc and isinstance(loc[0], int) else None
+        field = ".".join(str(p) for p in loc[1:]) if index is not None else ".".join(str(p) for p in loc)
+        message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        found.append(FieldProblem(index, f"{prefix}{field}" if field else prefix.rstrip("."), message))
+    return found
+
+
+def _records_from_columns(body: Mapping[str, Any], max_records: int) -> list[Any]:
+    """The `input_data` shape (columns + rows) as records; rows must match the columns."""
+    unknown = sorted(set(body) - {"columns", "data", "index"})
+    if unknown:
+        raise ContractError(422, "invalid input_data", [FieldProblem(None, f"input_data.{k}", "unknown field") for k in unknown])
+    columns, rows = body.get("columns"), body.get("data")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise ContractError(422, "invalid input_data", [FieldProblem(None, "input_data.columns", "must be a list of feature names")])
+    if not isinstance(rows, list):
+        raise ContractError(422, "invalid input_data", [FieldProblem(None, "input_data.data", "must be a list of rows")])
+    if len(set(columns)) != len(columns):
+        raise ContractError(422, "invalid input_data", [FieldProblem(None, "input_data.columns", "repeats a column")])
+    _check_count(len(rows), max_records)
+    problems = [FieldProblem(i, "input_data.data", f"row has {len(r) if isinstance(r, list) else 'no list of'} values "
+                             f"for {len(columns)} columns") for i, r in enumerate(rows)
+                if not isinstance(r, list) or len(r) != len(columns)]
+    if problems:
+        raise ContractError(422, "invalid input_data", problems[:100])
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _check_count(n: int, max_records: int) -> None:
+    if n == 0:
+        raise ContractError(422, "no records to score", [FieldProblem(None, "data", "must hold at least one record")])
+    if n > max_records:
+        raise ContractError(413, f"{n} records in one request; the limit is {max_records}: split the request")
+
+
+def parse_records(body: Any, max_records: int) -> list[Record]:
+    """The validated records of a decoded JSON body in either shape; raises ContractError."""
+    if not isinstance(body, dict):
+        raise ContractError(422, 'the body must be a JSON object: {"data": [records]} or {"input_data": {"columns", "data"}}')
+    unknown = sorted(set(body) - {"data", "input_data"})
+    shapes = [k for k in ("data", "input_data") if k in body]
+    if unknown or len(shapes) != 1:
+        problems = [FieldProblem(None, k, "unknown field") for k in unknown]
+        if len(shapes) != 1:
+            problems.append(FieldProblem(None, "data", "send exactly one of `data` (records) or `input_data` (columns and rows)"))
+        raise ContractError(422, "invalid request body", problems)
+    if shapes[0] == "data":
+        raw, prefix = body["data"], ""
+        if not isinstance(raw, list):
+            raise ContractError(422, "invalid request body", [FieldProblem(None, "data", "must be a list of records")])
+        _check_count(len(raw), max_records)
+    else:
+        inner = body["input_data"]
+        if not isinstance(inner, dict):
+            raise ContractError(422, "invalid input_data", [FieldProblem(None, "input_data", "must be an object with columns and data")])
+        raw, prefix = _records_from_columns(inner, max_records), ""
+    try:
+        return RECORDS.validate_python(raw)
+    except ValidationError as exc:
+        raise ContractError(422, "invalid records: see `errors` for each record and field", _problems(exc, prefix)) from None
+
+
+# --- OpenAPI schemas ------------------------------------------------------------------------
+def record_schema() -> dict[str, Any]:
+    """JSON schema of one record (OpenAPI 3.0 compatible), with a description per kind."""
+    record = RECORDS.json_schema()["$defs"]["Record"]
+    for name, prop in record["properties"].items():
+        prop.pop("title", None)
+        kind = schema.kind_of(name)
+        prop["description"] = {"integer": "integer", "float": "finite number",
+                               "categorical": "category (a value never seen in training is scored and counted)"}[kind]
+    record["title"] = "Record"
+    record["description"] = "One client: the 20 input features of the UCI bank marketing data, all required."
+    return record
+
+
+def openapi_components(max_records: int) -> dict[str, Any]:
+    """The components/schemas of the scoring endpoint."""
+    columns = {"type": "array", "items": {"type": "string", "enum": list(schema.FEATURES)}, "minItems": len(schema.FEATURES),
+               "maxItems": len(schema.FEATURES), "uniqueItems": True, "description": "the 20 feature names, any order"}
+    row = {"type": "array", "minItems": len(schema.FEATURES), "maxItems": len(schema.FEATURES),
+           "items": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+           "description": "values in the order of `columns`, each of the type the feature takes (see Record)"}
+    return {
+        "Record": record_schema(),
+        "RecordsRequest": {
+            "type": "object", "required": ["data"], "additionalProperties": False,
+            "description": "The payload of Azure ML AutoML endpoints and their endpoint.py clients.",
+            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}, "minItems": 1,
+                                    "maxItems": max_records}},
+        },
+        "ColumnsRequest": {
+            "type": "object", "required": ["input_data"], "additionalProperties": False,
+            "description": "The MLflow / managed online endpoint payload (split orientation).",
+            "properties": {"input_data": {
+                "type": "object", "required": ["columns", "data"], "additionalProperties": False,
+                "properties": {"columns": columns, "data": {"type": "array", "items": row, "minItems": 1, "maxItems": max_records},
+                               "index": {"type": "array", "items": {"type": "integer"}}},
+            }},
+        },
+        "ScoreResponse": {
+            "type": "object", "required": ["result", "probabilities", "model_version"], "additionalProperties": False,
+            "properties": {
+                "result": {"type": "array", "items": {"type": "string", "enum": list(schema.CLASSES)},
+                           "description": "the prediction for each record, in order"},
+                "probabilities": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
+                                  "description": 'P("yes") for each record, in order'},
+                "model_version": {"type": "string", "description": "the registered model version that answered"},
+            },
+        },
+        "Error": {
+            "type": "object", "required": ["message"],
+            "properties": {
+                "message": {"type": "string"},
+                "errors": {"type": "array", "items": {
+                    "type": "object", "required": ["field", "message"],
+                    "properties": {"record": {"type": "integer", "nullable": True, "description": "index of the record"},
+                                   "field": {"type": "string"}, "message": {"type": "string"}}}},
+                "request_id": {"type": "string"},
+            },
+        },
+        "Health": {
+            "type": "object", "required": ["status"],
+            "properties": {"status": {"type": "string"}, "model_version": {"type": "string", "nullable": True}},
+        },
+    }

@@ -1,0 +1,156 @@
+"""Endpoint keys like Azure ML's: a primary and a secondary scoring key, plus the function key.
+
+They live in `$BANKOPS_HOME/keys/keys.json` (folder 0700, file 0600), generated on first use,
+each regenerable alone. `BANKOPS_PRIMARY_KEY`, `BANKOPS_SECONDARY_KEY` and `BANKOPS_FUNCTION_KEY`
+override the stored ones. The file is always replaced atomically, so a reader sees the old keys
+or the new ones; the scoring workers notice a change by one `stat` per request. Key values are
+compared with `hmac.compare_digest` and never appear in logs or error messages.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from shared.atomic_files import write_atomically
+from shared.config import Settings
+from shared.errors import Conflict, InvalidInput
+
+SCORING_KEYS = ("primary", "secondary")
+ALL_KEYS = (*SCORING_KEYS, "function")
+ENV_NAMES = {"primary": "BANKOPS_PRIMARY_KEY", "secondary": "BANKOPS_SECONDARY_KEY", "function": "BANKOPS_FUNCTION_KEY"}
+
+
+def new_key() -> str:
+    """256 random bits, URL-safe (what Azure ML keys carry, in a different alphabet)."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    name: str
+    value: SecretStr
+    source: str  # "file" or the environment variable's name
+
+
+class KeyStore:
+    """The keys file under `$BANKOPS_HOME/keys`, with environment overrides on top."""
+
+    def __init__(self, folder: Path, overrides: Mapping[str, SecretStr | None] | None = None) -> None:
+        self.folder = folder
+        self.path = folder / "keys.json"
+        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v.get_secret_value()}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyStore:
+        return cls(settings.paths.keys, {"primary": settings.primary_key, "secondary": settings.secondary_key,
+                                         "function": settings.function_key})
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+        with open(self.folder / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        return {k: str(data[k]) for k in ALL_KEYS if isinstance(data.get(k), str) and data[k]}
+
+    def _write(self, keys: Mapping[str, str]) -> None:
+        body = dict(keys) | {"updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        write_atomically(self.path, json.dumps(body, indent=2).encode(), mode=0o600)
+
+    def ensure(self) -> None:
+        """Generate whichever stored key is missing (first start); existing keys are kept."""
+        with self._locked():
+            stored = self._read()
+            missing = [k for k in ALL_KEYS if k not in stored]
+            if missing:
+                self._write(stored | {k: new_key() for k in missing})
+
+    def regenerate(self, name: str) -> None:
+        """A new value for one key; the others stay valid throughout."""
+        if name not in ALL_KEYS:
+            raise InvalidInput(f"unknown key {name!r}; choose one of: {', '.join(ALL_KEYS)}")
+        if name in self.overrides:
+            raise Conflict(f"the {name} key comes from {ENV_NAMES[name]}; change that variable instead")
+        with self._locked():
+            stored = self._read()
+            stored[name] = new_key()
+            self._write({k: stored.get(k) or new_key() for k in ALL_KEYS})
+
+    def entries(self) -> list[KeyInfo]:
+        """Every key in force, and where it comes from."""
+        self.ensure()
+        stored = self._read()
+        found = []
+        for name in ALL_KEYS:
+            if name in self.overrides:
+                found.append(KeyInfo(name, self.overrides[name], ENV_NAMES[name]))
+            else:
+                found.append(KeyInfo(name, SecretStr(stored[name]), "file"))
+        return found
+
+    def get(self, name: str) -> SecretStr:
+        return next(k.value for k in self.entries() if k.name == name)
+
+    def scoring_keys(self) -> list[bytes]:
+        """The values a scoring request may present, as bytes for compare_digest."""
+        stored = self._read()
+        values = []
+        for name in SCORING_KEYS:
+            value = self.overrides[name].get_secret_value() if name in self.overrides else stored.get(name)
+            if value:
+                values.append(value.encode())
+        return values
+
+
+class KeyChecker:
+    """Checks a bearer key against the scoring keys, re-reading the file when it changes."""
+
+    def __init__(self, store: KeyStore) -> None:
+        self.store = store
+        self._stamp: tuple[int, int, int] | None = None
+        self._keys: list[bytes] = []
+
+    def _refresh(self) -> None:
+        try:
+            st = os.stat(self.store.path)
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0, 0)
+        if stamp != self._stamp:
+            self._keys = self.store.scoring_keys()
+            self._stamp = stamp
+
+    def check(self, authorization: str | None) -> bool:
+        """True when the header is `Bearer <a current scoring key>`."""
+        if not authorization:
+            return False
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        self._refresh()
+        presented = token.strip().encode("utf-8", "replace")
+        ok = False
+        for key in self._keys:
+            ok |= hmac.compare_digest(presented, key)  # no early exit: same work for every key
+        return ok

@@ -1,0 +1,130 @@
+"""A BankMarketingModel compiled for the scoring hot path.
+
+The scikit-learn wrappers spend about a millisecond per call checking their input; the boosters
+and trees underneath need tens of microseconds. Each member of the blend gets the direct call
+of its library (LightGBM booster, XGBoost in-place predict, the forest's trees), single-threaded
+for small batches, and the blend is summed exactly as `BankMarketingModel.proba_from_matrix`
+does. At load, each fast call is checked against the member's own `predict_proba` on sample
+rows; a member whose fast call differs keeps its `predict_proba`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shared.model import BankMarketingModel
+
+log = logging.getLogger("bankops.serving")
+
+LARGE_BATCH = 2_000  # rows from which LightGBM and XGBoost may use several threads
+TOLERANCE = 1e-9
+ProbaFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _threads(rows: int) -> int:
+    return 1 if rows < LARGE_BATCH else 0  # 0: the library's default (all cores)
+
+
+def _lightgbm(estimator: Any) -> ProbaFn | None:
+    booster = getattr(estimator, "booster_", None)
+    if booster is None or getattr(estimator, "n_classes_", 2) != 2:
+        return None
+    return lambda x: booster.predict(x, num_threads=_threads(len(x)))
+
+
+def _xgboost(estimator: Any) -> ProbaFn | None:
+    if getattr(estimator, "n_classes_", 2) != 2 or not hasattr(estimator, "get_booster"):
+        return None
+    booster = estimator.get_booster()
+    iteration_range = estimator._get_iteration_range(None)
+    missing = estimator.missing
+    single = booster.copy()
+    single.set_param({"nthread": 1})
+
+    def proba(x: np.ndarray) -> np.ndarray:
+        chosen = single if len(x) < LARGE_BATCH else booster
+        return chosen.inplace_predict(x, iteration_range=iteration_range, predict_type="value", missing=missing,
+                                      validate_features=False)
+
+    return proba
+
+
+def _forest(estimator: Any) -> ProbaFn | None:
+    trees = getattr(estimator, "estimators_", None)
+    if not trees or getattr(estimator, "n_classes_", 2) != 2:
+        return None
+
+    def proba(x: np.ndarray) -> np.ndarray:
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        total = np.zeros((len(x), 2), dtype=np.float64)
+        for tree in trees:
+            total += tree.predict_proba(x32, check_input=False)
+        total /= len(trees)
+        return total[:, 1]
+
+    return proba
+
+
+def _fast_call(estimator: Any) -> ProbaFn | None:
+    kind = type(estimator).__name__
+    if kind == "LGBMClassifier":
+        return _lightgbm(estimator)
+    if kind == "XGBClassifier":
+        return _xgboost(estimator)
+    if kind in ("RandomForestClassifier", "ExtraTreesClassifier"):
+        return _forest(estimator)
+    return None
+
+
+def _single_threaded(estimator: Any) -> None:
+    """n_jobs=1 wherever an estimator (or a pipeline step) has it: joblib costs ms per call."""
+    steps = getattr(estimator, "steps", None)
+    for part in [s for _, s in steps] if steps else [estimator]:
+        if hasattr(part, "get_params") and "n_jobs" in part.get_params(deep=False):
+            part.set_params(n_jobs=1)
+
+
+@dataclass
+class CompiledModel:
+    """P("yes") for an encoded matrix, equal to the model's own `proba_from_matrix`."""
+
+    model: BankMarketingModel
+    calls: list[tuple[float, ProbaFn]] = field(default_factory=list)
+    fast_members: list[str] = field(default_factory=list)
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        total = sum(w for w, _ in self.calls)
+        p = np.zeros(len(x), dtype=np.float64)
+        for weight, call in self.calls:
+            p += weight * call(x)
+        return p / total
+
+
+def compile_model(model: BankMarketingModel, sample: Sequence[Mapping[str, object]]) -> CompiledModel:
+    """Pick the fastest verified call for each member; `sample` are records to verify on."""
+    x = model.encoder.transform_records(sample)
+    compiled = CompiledModel(model)
+    for member in model.members:
+        _single_threaded(member.estimator)
+        reference = member.estimator.predict_proba
+
+        def slow(x: np.ndarray, reference: Any = reference) -> np.ndarray:
+            return reference(x)[:, 1]
+
+        call: ProbaFn = slow
+        try:
+            fast = _fast_call(member.estimator)
+            if fast is not None and np.allclose(fast(x), slow(x), rtol=0, atol=TOLERANCE):
+                call = fast
+                compiled.fast_members.append(member.learner)
+            elif fast is not None:
+                log.warning("fast path of %s disagrees with predict_proba; using predict_proba", member.learner)
+        except Exception:  # a library API that changed: stay on the reference call
+            log.warning("fast path of %s unavailable; using predict_proba", member.learner, exc_info=True)
+        compiled.calls.append((member.weight, call))
+    return compiled

@@ -1,0 +1,86 @@
+"""Start the scoring service on uvicorn: pick the version, make the keys, run the workers.
+
+Workers are separate processes (uvicorn `--workers`); each builds its app with
+`app_from_environment`, reading the same settings and `$BANKOPS_HOME` files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from fastapi import FastAPI
+
+from shared.bootstrap import bootstrap
+from shared.config import Settings, load_settings
+from shared.ports import ModelRegistry
+from shared.serving.app import ServiceConfig, create_app
+from shared.serving.deployment import ServerInfo, ServingState
+from shared.serving.keys import KeyChecker, KeyStore
+from shared.serving.served import load_served
+from shared.serving.watcher import ModelSlot, WorkerStats
+
+HOST = "127.0.0.1"
+CHAMPION = "champion"
+
+
+def default_version(registry: ModelRegistry) -> str:
+    """The version marked as deployed (alias "champion"), else the newest registered one."""
+    champion = registry.alias(CHAMPION)
+    return champion.version if champion else registry.get().version
+
+
+def resolve_version(registry: ModelRegistry, requested: str | None) -> str:
+    return registry.get(str(requested)).version if requested else default_version(registry)
+
+
+def _logging() -> None:
+    from shared.logging_setup import quiet_libraries
+
+    quiet_libraries()
+    logger = logging.getLogger("bankops")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The app of one worker, wired to the registry and the files under `$BANKOPS_HOME`."""
+    backend = bootstrap(settings)
+    registry = backend.registry
+    state = ServingState(settings.paths.serving)
+    slot = ModelSlot(state, lambda version: load_served(registry, version), WorkerStats())
+    keys = KeyChecker(KeyStore.from_settings(settings))
+    config = ServiceConfig(max_records=settings.scoring_max_records, max_body_bytes=settings.scoring_max_body_bytes)
+    return create_app(slot, keys, config, state=state, on_startup=lambda: slot.start(lambda: default_version(registry)),
+                      on_shutdown=slot.stop)
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory in every worker process."""
+    _logging()
+    return build_app(load_settings())
+
+
+def serve(settings: Settings, *, version: str | None, port: int, workers: int, access_log: bool = False) -> None:
+    """Serve `version` (default: champion, else newest) on 127.0.0.1:`port` until interrupted."""
+    import uvicorn
+
+    _logging()
+    registry = bootstrap(settings).registry
+    chosen = resolve_version(registry, version)
+    KeyStore.from_settings(settings).ensure()
+    state = ServingState(settings.paths.serving)
+    state.write_deployment(chosen, reason="serve")
+    os.environ["BANKOPS_HOME"] = str(settings.paths.root)  # the workers read the same home
+    info = ServerInfo(pid=os.getpid(), host=HOST, port=port, workers=workers)
+    state.write_server(info)
+    logging.getLogger("bankops.serving").info("serving model v%s on %s with %d worker(s)", chosen, info.url, workers)
+    try:
+        uvicorn.run("shared.serving.runner:app_from_environment", factory=True, host=HOST, port=port, workers=workers,
+                    log_level="warning", access_log=access_log, timeout_graceful_shutdown=10)
+    finally:
+        state.remove_server(info.pid)

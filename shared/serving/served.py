@@ -1,0 +1,76 @@
+"""One loaded, compiled and warmed model version, ready for the hot path."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared import schema
+from shared.features import FeatureEncoder
+from shared.ports import ModelRegistry
+from shared.serving.contract import EXAMPLE_RECORDS
+from shared.serving.predictor import CompiledModel, compile_model
+
+UNSEEN = "__never_seen_in_training__"
+
+
+def verification_records(n: int = 64, seed: int = 7) -> list[dict[str, object]]:
+    """The example records, each category once unseen, and random numeric variations."""
+    records: list[dict[str, object]] = [dict(r) for r in EXAMPLE_RECORDS]
+    records += [{**EXAMPLE_RECORDS[0], name: UNSEEN} for name in schema.CATEGORICAL_FEATURES]
+    rng = random.Random(seed)
+    while len(records) < n:
+        base = dict(rng.choice(EXAMPLE_RECORDS))
+        for name in schema.INTEGER_FEATURES:
+            base[name] = int(base[name]) + rng.randint(-30, 30)  # type: ignore[call-overload]
+        for name in schema.FLOAT_FEATURES:
+            base[name] = float(base[name]) * rng.uniform(0.8, 1.2)  # type: ignore[arg-type]
+        records.append(base)
+    return records
+
+
+@dataclass(frozen=True)
+class Scored:
+    labels: list[str]
+    probabilities: list[float]
+    unseen: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model version as the workers serve it: encode, blend, label, count unseen categories."""
+
+    version: str
+    encoder: FeatureEncoder
+    compiled: CompiledModel
+    threshold: float
+    categorical: tuple[tuple[int, str], ...]
+
+    def score(self, records: Sequence[Mapping[str, object]]) -> Scored:
+        x = self.encoder.transform_records(records)
+        p = self.compiled.proba(x)
+        labels = [schema.POSITIVE if v >= self.threshold else schema.NEGATIVE for v in p.tolist()]
+        unseen: dict[str, int] = {}
+        if self.categorical:
+            columns = [j for j, _ in self.categorical]
+            missing = np.isnan(x[:, columns]).sum(axis=0)
+            if missing.any():
+                unseen = {name: int(n) for (_, name), n in zip(self.categorical, missing.tolist(), strict=True) if n}
+        return Scored(labels, p.tolist(), unseen)
+
+
+def load_served(registry: ModelRegistry, version: str, warm_rounds: int = 20) -> ServedModel:
+    """Load a registered version, compile it for serving, and warm it on one and on 100 records."""
+    model = registry.load(str(version))
+    sample = verification_records()
+    compiled = compile_model(model, sample)
+    categorical = tuple((j, name) for j, name in enumerate(model.encoder.columns) if name in model.encoder.vocab)
+    served = ServedModel(str(version), model.encoder, compiled, float(model.threshold), categorical)
+    batch = (sample * 2)[:100]
+    for _ in range(warm_rounds):
+        served.score(sample[:1])
+        served.score(batch)
+    return served
