@@ -6,10 +6,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings, load_settings
 from shared.errors import ConfigurationError
 from shared.ports import DatasetStore, ModelRegistry, RunTracker
+
+if TYPE_CHECKING:
+    from shared.automation.handlers import Automation
 
 BACKENDS = ("local", "azure")
 
@@ -58,3 +62,21 @@ def bootstrap(settings: Settings | None = None) -> Backend:
         )
     settings.paths.root.mkdir(parents=True, exist_ok=True)
     return Backend(settings)
+
+
+def build_automation(settings: Settings | None = None, **extra: Any) -> Automation:
+    """Everything the event handlers need, for the configured backend."""
+    from shared.adapters.local.datastore import LocalDatastore
+    from shared.automation.handlers import Automation
+    from shared.automation.work_queue import WorkQueue
+    from shared.serving.deployer import LocalDeployer
+    from shared.serving.deployment import ServingState
+    from shared.serving.keys import KeyStore
+
+    backend = bootstrap(settings)
+    s, paths = backend.settings, backend.settings.paths
+    floors = {"recall_yes": s.gate_min_recall_yes} if s.gate_min_recall_yes > 0 else {}
+    deployer = LocalDeployer(ServingState(paths.serving), backend.registry, KeyStore.from_settings(s))
+    return Automation(settings=s, datasets=backend.datasets, registry=backend.registry, tracker=backend.tracker,
+                      datastore=LocalDatastore(paths.datastore), deployer=deployer, queue=WorkQueue(paths.root / "queue.db"),
+                      floors=floors, **extra)

@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from shared import schema
@@ -83,7 +84,7 @@ def _typed_column(values: pd.Series, name: str, problems: list[str]) -> pd.Serie
     if kind == "categorical":
         return stripped
     numbers = pd.to_numeric(stripped.where(~empty), errors="coerce")
-    bad = numbers.isna() & ~empty
+    bad = (numbers.isna() | numbers.isin([np.inf, -np.inf])) & ~empty  # 'inf' parses, but is no usable number
     if bad.any():
         sample = ", ".join(repr(v) for v in stripped[bad].unique()[:_SHOWN])
         problems.append(

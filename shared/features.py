@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from shared import schema
+from shared.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class FeatureEncoder:
     def fit(cls, frame: pd.DataFrame, y: np.ndarray, exclude: Sequence[str] = ()) -> FeatureEncoder:
         unknown = [c for c in exclude if c not in schema.FEATURES]
         if unknown:
-            raise ValueError(f"cannot exclude unknown column(s) {unknown}; the features are: {', '.join(schema.FEATURES)}")
+            raise InvalidInput(f"cannot exclude unknown column(s) {', '.join(unknown)}; the features are: {', '.join(schema.FEATURES)}")
         columns = tuple(c for c in schema.FEATURES if c not in set(exclude))
         target = pd.Series(np.asarray(y, dtype=float), index=frame.index)
         vocab: dict[str, dict[str, float]] = {}

@@ -70,14 +70,19 @@ def accept_event(auto: Automation, message: Message, event_key: str) -> bool:
 
 
 # --- handlers ------------------------------------------------------------------------------
-def _merge_with_previous(auto: Automation, content: bytes) -> bytes:
-    """Append mode: the newest version's rows plus the new ones, exact duplicates dropped."""
+def _merge_with_previous(auto: Automation, content: bytes) -> bytes | None:
+    """Append mode: the newest version's rows plus the new ones, exact duplicates dropped.
+
+    None when the file adds no row the newest version does not already have.
+    """
     name = auto.settings.dataset_name
     if auto.settings.data_arrival_mode == "replace" or not auto.datasets.list(name):
         return content
     previous = load_frame(auto.datasets, auto.datasets.get(name))
     new = validate_csv(content, min_rows=1, min_rows_per_class=0).frame
     merged = pd.concat([previous, new[previous.columns]], ignore_index=True).drop_duplicates(ignore_index=True)
+    if len(merged) == len(previous):
+        return None
     buffer = io.StringIO()
     merged.to_csv(buffer, index=False)
     return buffer.getvalue().encode()
@@ -104,6 +109,9 @@ def on_data_arrived(auto: Automation, event: DataArrived) -> dict[str, Any]:
     try:
         validate_csv(content, min_rows=1, min_rows_per_class=0)
         merged = _merge_with_previous(auto, content)
+        if merged is None:
+            auto.datastore.move(container, name, "processed")
+            return {"outcome": "unchanged", "reason": f"{event.blob} adds no new rows to {auto.datasets.get(s.dataset_name).ref}"}
         reg = register_dataset(auto.datasets, merged, name=s.dataset_name, holdout_fraction=s.holdout_fraction, seed=s.seed,
                                min_rows=s.min_rows, min_rows_per_class=s.min_rows_per_class, source_name=event.blob)
     except InvalidDataset as error:

@@ -191,7 +191,7 @@ def models(home: HomeOpt = None) -> None:
     console.print(table)
 
 
-from shared.cli import serving_commands  # noqa: E402, F401 - registers serve, deploy, keys, swagger, test-endpoint, bench
+from shared.cli import host_commands, serving_commands  # noqa: E402, F401 - registers up, status, serve, deploy, keys, swagger, bench
 
 
 def main() -> None:

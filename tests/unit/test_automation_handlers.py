@@ -88,6 +88,15 @@ class TestDataArrival:
         Worker(auto).run_once("control")
         assert [v.rows for v in auto.datasets.list()] == [600, 800]
 
+    def test_a_file_of_rows_already_registered_adds_no_version(self, auto: Automation, full: pd.DataFrame) -> None:
+        _register(auto, full.head(600))
+        auto.datastore.write("incoming", "old.csv", _csv(full.head(200)))
+        control.events(auto, [_blob_event("e1", "old.csv", auto.datastore.info("incoming", "old.csv").etag)])
+        job = Worker(auto).run_once("control")
+        assert job is not None and job.result["outcome"] == "unchanged"
+        assert len(auto.datasets.list()) == 1
+        assert auto.queue.recent(5, kind="RequestTraining") == []
+
     def test_a_bad_file_is_quarantined_with_a_reason_and_nothing_is_registered(self, auto: Automation, full: pd.DataFrame) -> None:
         auto.datastore.write("incoming", "bad.csv", _csv(full.head(300).drop(columns=["age"])))
         control.events(auto, [_blob_event("e1", "bad.csv", auto.datastore.info("incoming", "bad.csv").etag)])

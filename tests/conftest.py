@@ -1,0 +1,65 @@
+"""Shared fixtures: isolated settings, sample CSV files of the shipped data, the endpoint records."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from shared.config import Settings, load_settings
+from tests import samples
+
+WriteCsv = Callable[..., Path]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No BANKOPS_* variable or local.settings.json of the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.upper().startswith("BANKOPS_") or key.upper() == "RETRAIN_SCHEDULE":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("BANKOPS_SETTINGS_FILE", str(tmp_path / "absent.local.settings.json"))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty $BANKOPS_HOME for this test."""
+    return tmp_path / "bankops-home"
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    """Default settings with their home in tmp_path."""
+    return load_settings(home=home)
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> WriteCsv:
+    """Write a frame (or raw text/bytes) to tmp_path/<name> and return the path."""
+
+    def write(content: pd.DataFrame | str | bytes, name: str = "data.csv") -> Path:
+        path = tmp_path / name
+        if isinstance(content, pd.DataFrame):
+            path.write_bytes(samples.csv_bytes(content))
+        elif isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def valid_frame() -> pd.DataFrame:
+    """300 rows of the shipped data (about 11% yes), as strings; a test may change it."""
+    return samples.stratified_sample(300, seed=1)
+
+
+@pytest.fixture
+def endpoint_records() -> list[dict[str, Any]]:
+    return samples.endpoint_records()

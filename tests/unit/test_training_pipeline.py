@@ -1,0 +1,176 @@
+"""The training pipeline through in-memory fakes of the ports: one real (short) FLAML run on a small sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from shared import schema
+from shared.dataset_registration import load_frame, register_dataset
+from shared.errors import InvalidInput
+from shared.ports import DatasetVersion
+from shared.training.learners import LEARNERS
+from shared.training.pipeline import HEADLINE, TrainingOutcome, TrainingPipeline, TrainingRequest
+from shared.training.search import Trial
+from tests import samples
+from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
+
+STEPS = ["validate-data", "split", "automl", "evaluate", "register"]
+PLOTS = {"roc_curve.png", "precision_recall_curve.png", "confusion_matrix.png", "calibration_curve.png", "feature_importance.png"}
+
+
+@dataclass
+class RecordingProgress:
+    steps: list[str] = field(default_factory=list)
+    search_budgets: list[float] = field(default_factory=list)
+    trials: list[Trial] = field(default_factory=list)
+
+    def step(self, name: str) -> None:
+        self.steps.append(name)
+
+    def search_started(self, budget_s: float) -> None:
+        self.search_budgets.append(budget_s)
+
+    def trial(self, trial: Trial, best: Trial) -> None:
+        self.trials.append(trial)
+
+
+@dataclass
+class Trained:
+    store: InMemoryDatasetStore
+    registry: InMemoryModelRegistry
+    tracker: InMemoryRunTracker
+    progress: RecordingProgress
+    dataset: DatasetVersion
+    outcome: TrainingOutcome
+
+
+@pytest.fixture(scope="module")
+def trained() -> Trained:
+    store, registry, tracker, progress = InMemoryDatasetStore(), InMemoryModelRegistry(), InMemoryRunTracker(), RecordingProgress()
+    dataset = register_dataset(store, samples.csv_bytes(samples.stratified_sample(1500, seed=0)), name="bankmarketing").dataset
+    pipeline = TrainingPipeline(datasets=store, registry=registry, tracker=tracker, progress=progress)
+    outcome = pipeline.run(TrainingRequest(dataset=dataset, budget_s=4, seed=42, reason="test"))
+    return Trained(store, registry, tracker, progress, dataset, outcome)
+
+
+def _pipeline_run(t: Trained):
+    return t.tracker.get(t.outcome.run_id)
+
+
+def test_a_model_is_registered_with_holdout_metrics(trained: Trained) -> None:
+    versions = trained.registry.list()
+    assert [v.version for v in versions] == ["1"]
+    version = versions[0]
+    assert version == trained.outcome.model_version
+    assert set(version.metrics) == {*HEADLINE, "cv_score"}
+    for key in HEADLINE:
+        assert version.metrics[key] == pytest.approx(trained.outcome.metrics[key]), key
+    assert 0.75 < version.metrics["AUC_weighted"] <= 1.0
+    assert 0.0 <= version.metrics["recall_yes"] <= 1.0
+    assert version.tags["dataset"] == "bankmarketing:1"
+    assert version.tags["dataset_hash"] == trained.dataset.content_hash
+    assert version.tags["pipeline_run"] == trained.outcome.run_id
+    assert version.tags["primary_metric"] == "AUC_weighted"
+
+
+def test_registered_model_is_the_evaluated_one(trained: Trained) -> None:
+    frame = load_frame(trained.store, trained.dataset)
+    holdout = frame.iloc[trained.store.holdout(trained.dataset)]
+    model = trained.registry.load("1")
+    p = model.predict_proba(holdout)
+    assert roc_auc_score((holdout["y"] == "yes").to_numpy(), p) == pytest.approx(trained.outcome.metrics["AUC_weighted"], abs=1e-12)
+    example = trained.registry.input_examples["1"]
+    assert list(example.columns) == list(schema.FEATURES)
+    assert len(example) == 2
+    out = model.predict(example)
+    assert set(out["prediction"]) <= {"yes", "no"}
+    assert ((out["probability_yes"] >= 0) & (out["probability_yes"] <= 1)).all()
+
+
+def test_holdout_is_the_datasets_holdout(trained: Trained) -> None:
+    split = trained.tracker.named("split")
+    assert split.metrics == {"train_rows": 1350.0, "holdout_rows": 150.0}
+    m = trained.outcome.metrics
+    assert m["true_positives"] + m["false_positives"] + m["false_negatives"] + m["true_negatives"] == 150
+    held_yes = (load_frame(trained.store, trained.dataset)["y"].iloc[trained.store.holdout(trained.dataset)] == "yes").sum()
+    assert m["true_positives"] + m["false_negatives"] == held_yes
+
+
+def test_steps_are_recorded_as_nested_runs(trained: Trained) -> None:
+    pipeline = _pipeline_run(trained)
+    assert pipeline.parent_id is None
+    assert pipeline.name == "training-pipeline"
+    assert pipeline.status == "FINISHED"
+    assert pipeline.tags["bankops.kind"] == "pipeline"
+    assert pipeline.tags["bankops.dataset"] == "bankmarketing:1"
+    assert pipeline.tags["bankops.reason"] == "test"
+    assert pipeline.tags["bankops.model_version"] == "1"
+    assert pipeline.params["dataset"] == "bankmarketing:1"
+    assert float(pipeline.params["budget_s"]) == 4.0
+    assert pipeline.metrics["holdout_AUC_weighted"] == pytest.approx(trained.outcome.metrics["AUC_weighted"])
+    steps = trained.tracker.children(pipeline.run_id)
+    assert [s.name for s in steps] == STEPS
+    assert all(s.status == "FINISHED" for s in steps)
+    assert trained.tracker.named("validate-data").metrics["rows"] == 1500
+    assert trained.registry.get("1").run_id == trained.tracker.named("register").run_id
+    assert [s for s in trained.progress.steps if s != "ensemble"] == ["validate data", "split", "automl", "evaluate", "register"]
+
+
+def test_trials_are_recorded_as_children_of_the_automl_step(trained: Trained) -> None:
+    automl = trained.tracker.named("automl")
+    trials = [r for r in trained.tracker.children(automl.run_id) if r.tags.get("bankops.kind") == "trial"]
+    assert len(trials) == trained.outcome.trials >= 1
+    assert len(trained.progress.trials) == len(trials), "each trial was reported while the search ran"
+    for trial in trials:
+        assert trial.status == "FINISHED"
+        assert trial.params["learner"] in LEARNERS
+        assert trial.name.startswith("trial-") and trial.name.endswith(trial.params["learner"])
+        assert 0.0 < trial.metrics["cv_score"] <= 1.0
+        assert trial.metrics["train_time_s"] >= 0
+    best_cv = max(t.metrics["cv_score"] for t in trials)
+    assert trained.outcome.cv_score == pytest.approx(best_cv)
+    assert automl.params["trials"] == str(len(trials))
+    assert len(trained.progress.search_budgets) == 1 and 0 < trained.progress.search_budgets[0] <= 4
+
+
+def test_plots_are_logged_on_the_evaluate_step(trained: Trained) -> None:
+    artifacts = trained.tracker.named("evaluate").artifacts
+    assert set(artifacts) >= PLOTS
+    for name in PLOTS:
+        assert artifacts[name].startswith(b"\x89PNG\r\n\x1a\n"), name
+        assert len(artifacts[name]) > 2000, f"{name} is suspiciously small"
+    importance = artifacts["feature_importance.csv"].decode()
+    assert "duration" in importance and "auc_drop" in importance
+
+
+def test_report_gives_trials_and_holdout_metrics(trained: Trained) -> None:
+    report = trained.tracker.report()
+    assert report.run_id == trained.outcome.run_id
+    assert report.status == "FINISHED"
+    assert len(report.trials) == trained.outcome.trials
+    assert report.holdout_metrics["AUC_weighted"] == pytest.approx(trained.outcome.metrics["AUC_weighted"])
+    # asking with the id of a step gives the same pipeline run
+    assert trained.tracker.report(trained.tracker.named("evaluate").run_id).run_id == trained.outcome.run_id
+
+
+def test_outcome_summarises_the_run(trained: Trained) -> None:
+    outcome = trained.outcome
+    assert outcome.dataset == trained.dataset
+    assert outcome.ensemble and "×" in outcome.ensemble
+    assert np.isfinite(outcome.cv_score)
+    assert any("duration" in w for w in outcome.warnings)
+    assert outcome.duration_s < 90
+
+
+def test_unknown_metric_fails_before_any_run(valid_frame) -> None:
+    store, registry, tracker = InMemoryDatasetStore(), InMemoryModelRegistry(), InMemoryRunTracker()
+    dataset = register_dataset(store, samples.csv_bytes(valid_frame), name="bankmarketing").dataset
+    pipeline = TrainingPipeline(datasets=store, registry=registry, tracker=tracker)
+    with pytest.raises(InvalidInput, match="unknown primary metric 'gini'"):
+        pipeline.run(TrainingRequest(dataset=dataset, budget_s=4, metric="gini"))
+    assert tracker.runs == []
+    assert registry.list() == []
