@@ -57,7 +57,25 @@ class ScoringProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def _stop_orphan(self) -> None:
+        """A service left running by a host that was killed holds the port: end it before starting ours."""
+        orphan = self.state.server()
+        if orphan is None or orphan.pid == os.getpid():
+            return
+        log.warning("stopping the scoring service (pid %d) left by a previous host", orphan.pid)
+        try:
+            os.kill(orphan.pid, signal.SIGINT)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 15
+        while self.state.server() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.state.server() is not None:
+            os.kill(orphan.pid, signal.SIGKILL)
+            time.sleep(0.5)
+
     def start(self, version: str, timeout_s: float = 120.0) -> None:
+        self._stop_orphan()
         logs = self.settings.paths.logs
         logs.mkdir(parents=True, exist_ok=True)
         self._log = open(logs / "scoring-service.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
