@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job on the embedded (local) backend.
+## The main job on the embedded (local) backend: train if needed, deploy, serve, retrain on events. Ctrl-C stops.
 up: $(STAMP)
-	$(BIN)/bankops train --budget $(BUDGET)
+	$(BIN)/bankops up --budget $(BUDGET)
 
 ## Install, lint and run every test tier.
 test: $(STAMP)
