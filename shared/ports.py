@@ -10,11 +10,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from shared.model import BankMarketingModel
+
+if TYPE_CHECKING:
+    from shared.training.pipeline import TrainingRequest
 
 
 @dataclass(frozen=True)
@@ -210,4 +213,26 @@ class Deployer(Protocol):
 
     def smoke_test(self, version: str) -> SmokeResult:
         """Score the fixture records through the endpoint and compare with the registered model."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrainingSubmission:
+    """A training run started by a Trainer: finished here (local) or still running elsewhere (Azure ML)."""
+
+    run_id: str
+    dataset: str
+    model_version: str | None = None  # set when the run already registered its model
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Trainer(Protocol):
+    """Where the training pipeline runs: in this process, or as an Azure ML pipeline job."""
+
+    def train(self, request: TrainingRequest) -> TrainingSubmission:
+        """Run or submit the pipeline for `request`.
+
+        A local trainer returns once the model is registered (`model_version` set); a remote one
+        returns once the job is submitted, and a RunCompleted event follows when it ends.
+        """
         ...

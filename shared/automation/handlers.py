@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from shared.adapters.local.trainer import LocalTrainer
 from shared.automation.gate import decide
 from shared.automation.messages import (
     DataArrived,
@@ -28,8 +29,8 @@ from shared.config import Settings, split_columns
 from shared.data_validation import validate_csv
 from shared.dataset_registration import load_frame, register_dataset
 from shared.errors import BankopsError, Conflict, InvalidDataset, NotFound
-from shared.ports import DatasetStore, Datastore, Deployer, ModelRegistry, RunTracker
-from shared.training.pipeline import TrainingPipeline, TrainingProgress, TrainingRequest
+from shared.ports import DatasetStore, Datastore, Deployer, ModelRegistry, RunTracker, Trainer
+from shared.training.pipeline import TrainingProgress, TrainingRequest
 
 log = logging.getLogger("bankops.automation")
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -48,6 +49,7 @@ class Automation:
     deployer: Deployer
     queue: WorkQueue
     progress: TrainingProgress | None = None
+    trainer: Trainer | None = None  # default: the pipeline in this process
     floors: Mapping[str, float] = field(default_factory=dict)
     on_event: Callable[[str, dict[str, Any]], None] = lambda _kind, _data: None
 
@@ -136,12 +138,17 @@ def on_request_training(auto: Automation, command: RequestTraining, job_id: str 
     request = TrainingRequest(dataset=dataset, budget_s=s.automl_budget_s, metric=s.primary_metric,
                               exclude_columns=tuple(split_columns(s.exclude_columns)), folds=s.cv_folds, seed=s.seed,
                               reason=command.reason)
-    outcome = TrainingPipeline(datasets=auto.datasets, registry=auto.registry, tracker=auto.tracker,
-                               progress=auto.progress).run(request)
-    auto.queue.put(RunCompleted(run_id=outcome.run_id, model_version=outcome.model_version.version, dataset=dataset.ref))
-    auto.on_event("pipeline_run", {"status": "completed", "model_version": outcome.model_version.version})
-    return {"run_id": outcome.run_id, "model_version": outcome.model_version.version, "dataset": dataset.ref,
-            "AUC_weighted": outcome.metrics["AUC_weighted"], "trials": outcome.trials}
+    trainer = auto.trainer or LocalTrainer(datasets=auto.datasets, registry=auto.registry, tracker=auto.tracker,
+                                           progress=auto.progress)
+    if job_id:
+        auto.queue.annotate(job_id, {"dataset": dataset.ref})
+    run = trainer.train(request)
+    if run.model_version is None:  # runs elsewhere (Azure ML): its RunCompleted event comes later
+        auto.on_event("pipeline_run", {"status": "submitted"})
+        return {"outcome": "submitted", "run_id": run.run_id, "dataset": run.dataset}
+    auto.queue.put(RunCompleted(run_id=run.run_id, model_version=run.model_version, dataset=run.dataset))
+    auto.on_event("pipeline_run", {"status": "completed", "model_version": run.model_version})
+    return {"outcome": "trained", "run_id": run.run_id, "model_version": run.model_version, "dataset": run.dataset, **run.details}
 
 
 def _deploy_with_smoke_test(auto: Automation, version: str, reason: str) -> dict[str, Any]:
