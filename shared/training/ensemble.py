@@ -1,9 +1,15 @@
-"""Turn the search's best configs into the final model: a greedy weighted blend.
+"""Turn the search's configs into the final model: a greedy weighted blend of fold-bagged members.
 
 Caruana-style ensemble selection (what AutoGluon and Azure AutoML's VotingEnsemble do): compute
-out-of-fold predictions for the best config of each learner, then repeatedly add, with
-replacement, the member that most improves the out-of-fold metric. Members are then refit on
-all training rows. Blending diverse learners is how the ensemble beats each of them alone.
+out-of-fold predictions for each candidate (the best configs the search found per learner, and a
+small fixed portfolio, CatBoost among it), then repeatedly add, with replacement, the candidate
+that most improves the out-of-fold metric.
+
+Each candidate's k fold models are kept and averaged as its final estimator (bagging, as
+AutoGluon does) instead of being refit on all rows: on this data the average of the fold models
+scores at least as well as one refit, and skipping the refit leaves time for more candidates.
+The averaged members are plain scikit-learn `VotingClassifier`s over the libraries' own
+estimators, so the saved model needs no FLAML.
 """
 
 from __future__ import annotations
@@ -11,24 +17,58 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.ensemble import VotingClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import StratifiedKFold
 
 from shared.model import Member
-from shared.training.learners import build_estimator
+from shared.training.learners import build_estimator, build_native, expected_fit_s
 
 Scorer = Callable[[np.ndarray, np.ndarray], float]  # (y, p_yes) -> score, greater is better
 
 
-def out_of_fold(estimator: Any, x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    oof = np.zeros(len(y), dtype=np.float64)
-    for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        model = clone(estimator).fit(x[train_idx], y[train_idx])
-        oof[test_idx] = model.predict_proba(x[test_idx])[:, 1]
-    return oof
+@dataclass(frozen=True)
+class Candidate:
+    """One config the blend may use."""
+
+    name: str  # unique among the candidates, e.g. "lgbm", "lgbm-2", "catboost-fixed" (an MLflow metric name)
+    learner: str
+    config: dict[str, Any]
+    native: bool = False  # config holds the library's own params (portfolio), not FLAML's
+    expected_s: float | None = None  # rough time of its k-fold fit, when known
+
+    def estimator(self, seed: int) -> Any:
+        if self.native:
+            return build_native(self.learner, self.config, seed=seed)
+        return build_estimator(self.learner, self.config, seed=seed)
+
+
+@dataclass
+class _Fitted:
+    candidate: Candidate
+    oof: np.ndarray
+    models: list[Any] = field(default_factory=list)
+    complete: bool = True  # False: stopped early for time, so no full out-of-fold predictions
+
+
+@dataclass(frozen=True)
+class Blend:
+    members: list[Member]
+    candidate_scores: dict[str, float]  # out-of-fold score of each candidate that was fit
+    oof_score: float  # out-of-fold score of the blend
+    skipped: list[str]  # candidates left out for lack of time
+    seconds: dict[str, float] = field(default_factory=dict)  # time spent on each candidate tried
+
+
+def fold_average(models: list[Any], x: np.ndarray, y: np.ndarray) -> Any:
+    """One estimator whose predict_proba is the mean of the already fitted `models`."""
+    if len(models) == 1:
+        return models[0]
+    return VotingClassifier([(f"fold{i}", FrozenEstimator(m)) for i, m in enumerate(models)], voting="soft").fit(x, y)
 
 
 def select_weights(oof: dict[str, np.ndarray], y: np.ndarray, score: Scorer, rounds: int = 25) -> dict[str, int]:
@@ -47,8 +87,32 @@ def select_weights(oof: dict[str, np.ndarray], y: np.ndarray, score: Scorer, rou
     return dict(picks)
 
 
+def _expected_s(candidate: Candidate, rows: int, folds: int) -> float | None:
+    if candidate.expected_s is not None or not candidate.native:
+        return candidate.expected_s
+    one = expected_fit_s(candidate.learner, candidate.config, rows * (folds - 1) // folds)
+    return None if one is None else one * folds
+
+
+def _fit_folds(candidate: Candidate, x: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], *,
+               seed: int, deadline: float, keep_partial: bool) -> _Fitted | None:
+    """Out-of-fold predictions and fold models. When the rest would not finish before `deadline`,
+    None, or with `keep_partial` the fold models fit so far (at least one)."""
+    fitted = _Fitted(candidate, np.zeros(len(y), dtype=np.float64))
+    started = time.monotonic()
+    for i, (train_idx, test_idx) in enumerate(splits):
+        now = time.monotonic()
+        if i and now + (now - started) / i * (len(splits) - i) > deadline:
+            fitted.complete = False
+            return fitted if keep_partial else None
+        model = candidate.estimator(seed).fit(x[train_idx], y[train_idx])
+        fitted.oof[test_idx] = model.predict_proba(x[test_idx])[:, 1]
+        fitted.models.append(model)
+    return fitted
+
+
 def build_blend(
-    ranked: list[tuple[str, dict[str, Any]]],
+    candidates: list[Candidate],
     x: np.ndarray,
     y: np.ndarray,
     *,
@@ -56,27 +120,45 @@ def build_blend(
     folds: int,
     seed: int,
     deadline: float,
-    max_members: int = 4,
-) -> tuple[list[Member], dict[str, float]]:
-    """The blended members (refit on all of x) and each candidate's out-of-fold score.
+) -> Blend:
+    """The blend of fold-bagged members and each candidate's out-of-fold score.
 
-    `ranked` is (learner, config) best first. Candidates are added while time remains before
-    `deadline` (time.monotonic()); the best one is always kept.
+    Candidates are tried in order while time remains before `deadline` (time.monotonic()); one
+    whose expected or projected time does not fit is skipped. The first is always fit: if even
+    its folds do not fit, the fold models fit by the deadline (at least one) are the model.
     """
-    oof: dict[str, np.ndarray] = {}
-    estimators: dict[str, tuple[Any, dict[str, Any]]] = {}
-    started = time.monotonic()
-    for learner, config in ranked[:max_members]:
-        per_candidate = (time.monotonic() - started) / max(len(oof), 1)
-        if oof and time.monotonic() + per_candidate > deadline:
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+    fitted: dict[str, _Fitted] = {}
+    skipped: list[str] = []
+    seconds: dict[str, float] = {}
+    slowdown = 1.0  # measured / expected time of the candidates so far (the machine may be busy)
+    for candidate in candidates:
+        expected = _expected_s(candidate, len(y), folds)
+        if fitted and time.monotonic() + (expected or 0.0) * slowdown > deadline:
+            skipped.append(candidate.name)
+            continue
+        began = time.monotonic()
+        result = _fit_folds(candidate, x, y, splits, seed=seed, deadline=deadline, keep_partial=not fitted)
+        seconds[candidate.name] = round(time.monotonic() - began, 2)
+        if result is None:
+            skipped.append(candidate.name)
+            continue
+        fitted[candidate.name] = result
+        if not result.complete:
+            skipped.extend(c.name for c in candidates[candidates.index(candidate) + 1:])
             break
-        estimator = build_estimator(learner, config, seed=seed)
-        estimators[learner] = (estimator, config)
-        if len(ranked) > 1:
-            oof[learner] = out_of_fold(estimator, x, y, folds, seed)
-    picks = select_weights(oof, y, score) if len(oof) > 1 else {ranked[0][0]: 1}
+        if expected:
+            slowdown = max(slowdown, min(seconds[candidate.name] / expected, 4.0))
+    oof = {name: f.oof for name, f in fitted.items()}
+    picks = select_weights(oof, y, score) if len(oof) > 1 else {next(iter(oof)): 1}
+    total = sum(picks.values())
     members = [
-        Member(learner=name, weight=count / sum(picks.values()), estimator=clone(estimators[name][0]).fit(x, y), config=estimators[name][1])
+        Member(learner=fitted[name].candidate.learner, weight=count / total,
+               estimator=fold_average(fitted[name].models, x, y), config=fitted[name].candidate.config)
         for name, count in sorted(picks.items(), key=lambda kv: -kv[1])
     ]
-    return members, {name: score(y, p) for name, p in oof.items()}
+    complete = {name: p for name, p in oof.items() if fitted[name].complete}
+    blended = sum(count / total * oof[name] for name, count in picks.items())
+    return Blend(members=members, candidate_scores={name: score(y, p) for name, p in complete.items()},
+                 oof_score=score(y, np.asarray(blended)) if len(complete) == len(oof) else float("nan"), skipped=skipped,
+                 seconds=seconds)

@@ -22,12 +22,12 @@ from shared.features import FeatureEncoder
 from shared.model import BankMarketingModel
 from shared.ports import DatasetStore, DatasetVersion, ModelRegistry, ModelVersion, RunTracker
 from shared.training import plots
-from shared.training.ensemble import build_blend
-from shared.training.evaluate import holdout_metrics, scorer
+from shared.training.automl import run_automl
+from shared.training.evaluate import holdout_metrics
 from shared.training.learners import LEARNER_NAMES, LEARNERS
-from shared.training.search import Trial, flaml_metric, run_search
+from shared.training.search import SearchResult, Trial, flaml_metric
 
-SEARCH_SHARE = 0.7  # of the budget; the rest goes to out-of-fold blending and the final refit
+SEARCH_SHARE = 0.7  # of the budget; the rest goes to out-of-fold blending of fold-bagged members
 HEADLINE = ("AUC_weighted", "accuracy", "recall_yes", "precision_yes", "f1_score_weighted", "log_loss")
 
 
@@ -142,28 +142,26 @@ class TrainingPipeline:
                 best[:] = [trial]
             self.progress.trial(trial, best[0])
 
-        with self.tracker.run("automl", tags={"bankops.kind": "automl"}):
-            search_budget = max(1.0, request.budget_s * SEARCH_SHARE - (time.monotonic() - started))
-            self.progress.search_started(search_budget)
-            result = run_search(pd.DataFrame(x, columns=list(encoder.columns)), y, budget_s=search_budget,
-                                metric=request.metric, folds=request.folds, seed=request.seed,
-                                learners=request.learners, on_trial=on_trial)
+        def on_search_done(result: SearchResult) -> None:
             for t in result.trials:
                 self.tracker.log_child(f"trial-{t.number:03d}-{t.learner}", params={"learner": t.learner, **t.config},
                                        metrics={"cv_score": t.cv_score, "train_time_s": t.train_time_s,
                                                 "wall_clock_s": t.wall_clock_s},
                                        tags={"bankops.kind": "trial", "learner": t.learner})
             self.progress.step("ensemble")
-            ranked = [(name, result.best_config[name]) for name in result.ranked_learners()]
-            members, oof = build_blend(ranked, x, y, score=scorer(request.metric), folds=request.folds, seed=request.seed,
-                                       deadline=started + request.budget_s)
-            model = BankMarketingModel(encoder=encoder, members=members)
-            best_learner = ranked[0][0]
-            cv_score = result.best_score[best_learner]
+
+        with self.tracker.run("automl", tags={"bankops.kind": "automl"}):
+            result = run_automl(x, y, list(encoder.columns), budget_s=request.budget_s, started=started, metric=request.metric,
+                                folds=request.folds, seed=request.seed, learners=request.learners, search_share=SEARCH_SHARE,
+                                on_search_started=self.progress.search_started, on_trial=on_trial,
+                                on_search_done=on_search_done)
+            model = BankMarketingModel(encoder=encoder, members=result.members)
+            best_learner = result.search.ranked_learners()[0]
+            cv_score = result.cv_score
             self.tracker.log_params({"best_learner": LEARNER_NAMES[best_learner], "ensemble": model.describe(),
                                      "trials": len(result.trials), "features": ",".join(encoder.columns)})
-            self.tracker.log_metrics({"best_cv_score": cv_score, "trials": len(result.trials)}
-                                     | {f"oof_score_{k}": v for k, v in oof.items()})
+            self.tracker.log_metrics({"best_cv_score": cv_score, "trials": len(result.trials), "oof_score_blend": result.blend.oof_score}
+                                     | {f"oof_score_{k}": v for k, v in result.blend.candidate_scores.items()})
         return model, cv_score, len(result.trials)
 
     def _evaluate(self, model: BankMarketingModel, holdout: pd.DataFrame, seed: int) -> dict[str, float]:

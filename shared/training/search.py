@@ -64,6 +64,16 @@ class SearchResult:
     def ranked_learners(self) -> list[str]:
         return sorted(self.best_score, key=self.best_score.__getitem__, reverse=self.greater_is_better)
 
+    def top_trials(self, per_learner: int) -> list[Trial]:
+        """The `per_learner` best distinct configs of each learner, best first overall."""
+        ordered = sorted(self.trials, key=lambda t: t.cv_score, reverse=self.greater_is_better)
+        kept: list[Trial] = []
+        for trial in ordered:
+            same = [t for t in kept if t.learner == trial.learner]
+            if len(same) < per_learner and all(t.config != trial.config for t in same):
+                kept.append(trial)
+        return kept
+
 
 def _trial_from_log(line: str, greater_is_better: bool) -> Trial | None:
     record = json.loads(line)

@@ -1,0 +1,87 @@
+"""The AutoML step on an encoded matrix: search, then blend, within one time budget.
+
+The training pipeline and the benchmark (bench/train_bench.py) both call `run_automl`, so the
+benchmark measures exactly what `bankops train` does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from shared.model import Member
+from shared.training.ensemble import Blend, Candidate, build_blend
+from shared.training.evaluate import scorer
+from shared.training.learners import LEARNERS, PORTFOLIO
+from shared.training.search import SearchResult, Trial, run_search
+
+TOP_PER_LEARNER = 2  # searched configs per learner offered to the blend
+
+
+@dataclass(frozen=True)
+class AutoMLResult:
+    members: list[Member]
+    search: SearchResult
+    blend: Blend
+    cv_score: float  # the best searched config's cross-validated score
+    search_s: float  # wall time of the search
+    blend_s: float  # wall time of the blend
+
+    @property
+    def trials(self) -> list[Trial]:
+        return self.search.trials
+
+
+def candidates(search: SearchResult, per_learner: int = TOP_PER_LEARNER, portfolio: bool = True) -> list[Candidate]:
+    """What the blend tries, in order: the first portfolio config, the best searched config, the
+    rest of the portfolio, the best searched config of the other learners, then the runners-up."""
+    top = search.top_trials(per_learner)
+    if not top:  # no trial log: fall back to FLAML's best config per learner
+        top = [Trial(0, name, search.best_config[name], search.best_score[name], 0.0, 0.0) for name in search.ranked_learners()]
+    seen: set[str] = set()
+    firsts, seconds = [], []
+    for trial in top:
+        name = trial.learner if trial.learner not in seen else f"{trial.learner}-2"
+        (seconds if trial.learner in seen else firsts).append(
+            Candidate(name, trial.learner, trial.config, expected_s=trial.train_time_s or None))
+        seen.add(trial.learner)
+    extra = [Candidate(f"{learner}-fixed", learner, params, native=True) for learner, params in PORTFOLIO] if portfolio else []
+    return extra[:1] + firsts[:1] + extra[1:] + firsts[1:] + seconds
+
+
+def run_automl(
+    x: np.ndarray,
+    y: np.ndarray,
+    columns: list[str],
+    *,
+    budget_s: float,
+    started: float,
+    metric: str = "AUC_weighted",
+    folds: int = 5,
+    seed: int = 42,
+    learners: tuple[str, ...] = LEARNERS,
+    search_share: float,
+    per_learner: int = TOP_PER_LEARNER,
+    portfolio: bool = True,
+    on_search_started: Callable[[float], None] = lambda _b: None,
+    on_trial: Callable[[Trial], None] = lambda _t: None,
+    on_search_done: Callable[[SearchResult], None] = lambda _r: None,
+) -> AutoMLResult:
+    """Search for `search_share` of the budget (counted from `started`, time.monotonic()), then
+    blend until the budget ends."""
+    search_budget = max(1.0, budget_s * search_share - (time.monotonic() - started))
+    on_search_started(search_budget)
+    search_started = time.monotonic()
+    result = run_search(pd.DataFrame(x, columns=columns), y, budget_s=search_budget, metric=metric, folds=folds,
+                        seed=seed, learners=learners, on_trial=on_trial)
+    on_search_done(result)
+    blend_started = time.monotonic()
+    blend = build_blend(candidates(result, per_learner, portfolio), x, y, score=scorer(metric), folds=folds, seed=seed,
+                        deadline=started + budget_s)
+    best = result.ranked_learners()[0]
+    return AutoMLResult(members=blend.members, search=result, blend=blend, cv_score=result.best_score[best],
+                        search_s=blend_started - search_started, blend_s=time.monotonic() - blend_started)
