@@ -57,7 +57,9 @@ def _read_text_frame(source: Path | bytes) -> pd.DataFrame:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
         raise InvalidDataset(f"the file is not a readable comma-separated file: {exc}") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
+    # pandas renames a repeated header ("age" -> "age.1"); keep the names as written so it is reported.
+    header = [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
+    frame.columns = header if len(header) == len(frame.columns) else [str(c).strip() for c in frame.columns]
     return frame
 
 

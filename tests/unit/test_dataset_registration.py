@@ -261,3 +261,14 @@ def test_holdout_is_stable_across_calls_and_stores(valid_frame: pd.DataFrame, tm
     # the version keeps its holdout: reopening the store gives the same rows
     reopened = LocalDatasetStore(tmp_path / "ds", tmp_path / "catalog.db")
     assert np.array_equal(reopened.holdout(reopened.get("bankmarketing", 1)), held_a)
+
+
+def test_a_repeated_column_is_named_as_duplicated(valid_frame: pd.DataFrame) -> None:
+    from shared.data_validation import validate_csv
+    from shared.errors import InvalidDataset
+
+    text = samples.csv_bytes(valid_frame).decode().splitlines()
+    doubled = "\n".join(f"{line},{line.split(',')[0]}" for line in text).encode()
+    with pytest.raises(InvalidDataset) as caught:
+        validate_csv(doubled)
+    assert "duplicated column(s): age" in str(caught.value)
