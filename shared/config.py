@@ -83,6 +83,22 @@ class Settings(BaseSettings):
     )
     azure_web_jobs_storage: SecretStr | None = Field(None, validation_alias="AzureWebJobsStorage")
 
+    # The azure backend (shared/adapters/azure): where data lives, and how Azure ML trains and serves.
+    datastore: Literal["local", "azurite", "azure"] = Field("local", validation_alias="BANKOPS_DATASTORE")
+    storage_connection_string: SecretStr | None = Field(None, validation_alias="BANKOPS_STORAGE_CONNECTION_STRING")
+    storage_account_url: str | None = Field(None, validation_alias="BANKOPS_STORAGE_ACCOUNT_URL")
+    azureml_config: Path | None = Field(None, validation_alias="AZUREML_CONFIG")
+    azureml_compute: str = Field("cpu-cluster", validation_alias="AZUREML_COMPUTE")
+    azureml_max_nodes: int = Field(4, ge=1, validation_alias="AZUREML_MAX_NODES")
+    azureml_datastore: str = Field("bankops", validation_alias="AZUREML_DATASTORE")
+    automl_timeout_minutes: int = Field(30, ge=15, validation_alias="AZUREML_AUTOML_TIMEOUT_MINUTES")
+    automl_onnx_compatible: bool = Field(False, validation_alias="AZUREML_ONNX_COMPATIBLE")
+    endpoint_name: str = Field("bankops-scoring", validation_alias="AZUREML_ENDPOINT_NAME")
+    instance_type: str = Field("Standard_DS2_V2", validation_alias="AZUREML_INSTANCE_TYPE")
+    instance_count: int = Field(1, ge=1, validation_alias="AZUREML_INSTANCE_COUNT")
+    deploy_grace_minutes: float = Field(60.0, ge=0, validation_alias="BANKOPS_DEPLOY_GRACE_MINUTES")
+    pipeline_rest_url: str | None = Field(None, validation_alias="BANKOPS_PIPELINE_REST_URL")
+
     @classmethod
     def settings_customise_sources(
         cls,
