@@ -27,7 +27,7 @@ from shared.training.evaluate import holdout_metrics
 from shared.training.learners import LEARNER_NAMES, LEARNERS
 from shared.training.search import SearchResult, Trial, flaml_metric
 
-SEARCH_SHARE = 0.7  # of the budget; the rest goes to out-of-fold blending of fold-bagged members
+SEARCH_SHARE = 0.3  # of the budget; the rest goes to out-of-fold blending of fold-bagged members
 HEADLINE = ("AUC_weighted", "accuracy", "recall_yes", "precision_yes", "f1_score_weighted", "log_loss")
 
 
@@ -160,7 +160,8 @@ class TrainingPipeline:
             cv_score = result.cv_score
             self.tracker.log_params({"best_learner": LEARNER_NAMES[best_learner], "ensemble": model.describe(),
                                      "trials": len(result.trials), "features": ",".join(encoder.columns)})
-            self.tracker.log_metrics({"best_cv_score": cv_score, "trials": len(result.trials), "oof_score_blend": result.blend.oof_score}
+            blend_score = {"oof_score_blend": result.blend.oof_score} if np.isfinite(result.blend.oof_score) else {}
+            self.tracker.log_metrics({"best_cv_score": cv_score, "trials": len(result.trials)} | blend_score
                                      | {f"oof_score_{k}": v for k, v in result.blend.candidate_scores.items()})
         return model, cv_score, len(result.trials)
 

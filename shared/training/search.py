@@ -123,6 +123,21 @@ class _LogTail(threading.Thread):
         return self.trials
 
 
+def _automl_class() -> type:
+    from flaml import AutoML
+
+    class SearchOnly(AutoML):
+        """FLAML's AutoML without its final refit of the best config on all rows: with
+        cross-validation FLAML always refits, after the budget, a model we never use (the blend
+        builds its own), which costs seconds past the search budget."""
+
+        def _search(self) -> None:
+            self._state.retrain_final = False
+            super()._search()
+
+    return SearchOnly
+
+
 def run_search(
     x: pd.DataFrame,
     y: np.ndarray,
@@ -135,14 +150,12 @@ def run_search(
     on_trial: Callable[[Trial], None] = lambda _t: None,
 ) -> SearchResult:
     """Search configs of `learners` for at most `budget_s` seconds, scoring each by k-fold CV."""
-    from flaml import AutoML
-
     name, greater = flaml_metric(metric)
     with tempfile.TemporaryDirectory(prefix="bankops-flaml-") as tmp:
         log = Path(tmp) / "trials.jsonl"
         tail = _LogTail(log, greater, on_trial)
         tail.start()
-        automl = AutoML()
+        automl = _automl_class()()
         started = time.monotonic()
         try:
             automl.fit(
