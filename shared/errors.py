@@ -49,6 +49,19 @@ class BackendUnavailable(BankopsError):
     code = "backend_unavailable"
 
 
+class InProgress(BankopsError):
+    """Long-running work (an Azure ML deployment) has started but is not done: call again later.
+
+    Workers put the job back with `retry_after_s` instead of blocking a function past its timeout.
+    """
+
+    code = "in_progress"
+
+    def __init__(self, message: str, *, retry_after_s: float = 30.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 HTTP_STATUS: dict[str, int] = {
     InvalidInput.code: 422,
     InvalidDataset.code: 422,
@@ -56,6 +69,7 @@ HTTP_STATUS: dict[str, int] = {
     Conflict.code: 409,
     ConfigurationError.code: 500,
     BackendUnavailable.code: 503,
+    InProgress.code: 202,
     BankopsError.code: 500,
 }
 

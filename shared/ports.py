@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -155,6 +155,15 @@ class RunTracker(Protocol):
 
     def report(self, run_id: str | None = None) -> RunReport:
         """The given pipeline run (or the newest), with its trials. Raises NotFound."""
+        ...
+
+
+@runtime_checkable
+class RegistersRunModels(Protocol):
+    """A registry that can register the best model of a finished remote run (Azure ML AutoML) on request."""
+
+    def register_from_run(self, run_id: str) -> ModelVersion:
+        """Register the best child's model of run `run_id` (once: a repeat returns the same version). Raises NotFound."""
         ...
 
 

@@ -29,7 +29,7 @@ from shared.config import Settings, split_columns
 from shared.data_validation import validate_csv
 from shared.dataset_registration import load_frame, register_dataset
 from shared.errors import BankopsError, Conflict, InvalidDataset, NotFound
-from shared.ports import DatasetStore, Datastore, Deployer, ModelRegistry, RunTracker, Trainer
+from shared.ports import DatasetStore, Datastore, Deployer, ModelRegistry, RegistersRunModels, RunTracker, Trainer
 from shared.training.pipeline import TrainingProgress, TrainingRequest
 
 log = logging.getLogger("bankops.automation")
@@ -173,6 +173,8 @@ def _model_of_run(auto: Automation, event: RunCompleted) -> tuple[str, str]:
     if event.model_version:
         return event.model_version, event.dataset
     found = [v for v in auto.registry.list() if event.run_id in (v.run_id, v.tags.get("pipeline_run"))]
+    if not found and isinstance(auto.registry, RegistersRunModels):  # Azure ML: register the run's best model now
+        found = [auto.registry.register_from_run(event.run_id)]
     if not found:
         raise NotFound(f"no registered model comes from run {event.run_id}; register its best model first")
     return found[-1].version, found[-1].tags.get("dataset", auto.settings.dataset_name)

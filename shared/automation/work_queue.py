@@ -165,6 +165,14 @@ class WorkQueue:
             row = db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return self._job(row)
 
+    def defer(self, job_id: str, delay_s: float, note: str) -> Job:
+        """Put a running job back for another step later; a step that is waiting uses no attempt."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status='queued', attempts=MAX(attempts-1, 0), not_before=?, result=json_set(result, "
+                       "'$.progress', ?), updated_at=? WHERE job_id=?", (time.time() + delay_s, note[:500], _now(), job_id))
+            row = db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return self._job(row)
+
     def recover(self) -> list[Job]:
         """After a restart: jobs left running were interrupted; queue them again or mark them dead."""
         recovered = []

@@ -13,7 +13,7 @@ import time
 
 from shared.automation.handlers import HANDLERS, Automation
 from shared.automation.work_queue import Job
-from shared.errors import BankopsError
+from shared.errors import BankopsError, InProgress
 
 log = logging.getLogger("bankops.worker")
 LANES = ("training", "control")
@@ -39,6 +39,9 @@ class Worker:
         try:
             kwargs = {"job_id": job.job_id} if "job_id" in inspect.signature(handler).parameters else {}
             result = handler(self.auto, job.message, **kwargs)
+        except InProgress as exc:  # a step of long work has started elsewhere: look again later, never block
+            log.info("job %s %s in progress: %s", job.job_id, job.kind, exc.message)
+            self.auto.queue.defer(job.job_id, exc.retry_after_s, exc.message)
         except BankopsError as exc:
             log.warning("job %s %s failed: %s", job.job_id, job.kind, exc.message)
             self.auto.queue.fail(job.job_id, str(exc), retry=False)
