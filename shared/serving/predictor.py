@@ -70,22 +70,58 @@ def _forest(estimator: Any) -> ProbaFn | None:
     return proba
 
 
+def _catboost(estimator: Any) -> ProbaFn | None:
+    if getattr(estimator, "classes_", None) is None or len(estimator.classes_) != 2:
+        return None
+    return lambda x: estimator.predict_proba(x, thread_count=1 if len(x) < LARGE_BATCH else -1)[:, 1]
+
+
+def _soft_vote(estimator: Any) -> ProbaFn | None:
+    """The mean of fold models (VotingClassifier, soft, no weights), each by its fast call."""
+    if estimator.voting != "soft" or estimator.weights is not None:
+        return None
+    inner = [_fast_call(e) for e in estimator.estimators_]
+    if not all(inner):
+        return None
+    calls = [f for f in inner if f is not None]
+    return lambda x: np.asarray([f(x) for f in calls]).mean(axis=0)
+
+
 def _fast_call(estimator: Any) -> ProbaFn | None:
     kind = type(estimator).__name__
+    if kind == "FrozenEstimator":
+        return _fast_call(estimator.estimator)
+    if kind == "VotingClassifier":
+        return _soft_vote(estimator)
     if kind == "LGBMClassifier":
         return _lightgbm(estimator)
     if kind == "XGBClassifier":
         return _xgboost(estimator)
+    if kind == "CatBoostClassifier":
+        return _catboost(estimator)
     if kind in ("RandomForestClassifier", "ExtraTreesClassifier"):
         return _forest(estimator)
     return None
 
 
+def _parts(estimator: Any) -> list[Any]:
+    """The estimator and everything it wraps: pipeline steps, voting members, frozen models."""
+    inner: list[Any] = []
+    if getattr(estimator, "steps", None):
+        inner = [step for _, step in estimator.steps]
+    elif type(estimator).__name__ == "FrozenEstimator":
+        inner = [estimator.estimator]
+    elif getattr(estimator, "estimators_", None) is not None and type(estimator).__name__ == "VotingClassifier":
+        inner = list(estimator.estimators_)
+    return [estimator, *(p for part in inner for p in _parts(part))]
+
+
 def _single_threaded(estimator: Any) -> None:
-    """n_jobs=1 wherever an estimator (or a pipeline step) has it: joblib costs ms per call."""
-    steps = getattr(estimator, "steps", None)
-    for part in [s for _, s in steps] if steps else [estimator]:
-        if hasattr(part, "get_params") and "n_jobs" in part.get_params(deep=False):
+    """n_jobs=1 wherever a model or what it wraps has it: joblib and OpenMP cost ms per small call."""
+    for part in _parts(estimator):
+        if type(part).__name__ == "FrozenEstimator" or not hasattr(part, "get_params"):
+            continue
+        if "n_jobs" in part.get_params(deep=False):
             part.set_params(n_jobs=1)
 
 

@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from catboost import CatBoostClassifier
 from fastapi.testclient import TestClient
 from lightgbm import LGBMClassifier
 from pydantic import SecretStr
-from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, VotingClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -55,10 +57,13 @@ def tiny_model() -> BankMarketingModel:
         "extra_tree": ExtraTreesClassifier(n_estimators=6, n_jobs=-1, random_state=0),
         "rf": RandomForestClassifier(n_estimators=6, n_jobs=-1, random_state=0),
         "lrl1": make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=200)),
+        "catboost": CatBoostClassifier(iterations=10, thread_count=-1, verbose=0, allow_writing_files=False),
     }
-    members = [Member(name, weight, est.fit(x, y)) for (name, est), weight in zip(estimators.items(), (0.4, 0.2, 0.2, 0.1, 0.1),
+    members = [Member(name, weight, est.fit(x, y)) for (name, est), weight in zip(estimators.items(), (0.3, 0.2, 0.1, 0.1, 0.1, 0.1),
                                                                                   strict=True)]
-    return BankMarketingModel(encoder=encoder, members=members)
+    folds = [LGBMClassifier(n_estimators=5, verbose=-1, random_state=i).fit(x[i::3], y[i::3]) for i in range(3)]
+    bagged = VotingClassifier([(f"fold{i}", FrozenEstimator(m)) for i, m in enumerate(folds)], voting="soft").fit(x, y)
+    return BankMarketingModel(encoder=encoder, members=[*members, Member("lgbm-bagged", 0.1, bagged)])
 
 
 class FakeRegistry:
@@ -119,13 +124,15 @@ def test_compiled_model_equals_the_model_and_uses_the_fast_calls() -> None:
     model = tiny_model()
     records = verification_records(200, seed=11)
     compiled = compile_model(model, verification_records())
-    assert set(compiled.fast_members) == {"lgbm", "xgboost", "extra_tree", "rf"}  # the linear pipeline keeps predict_proba
+    # the linear pipeline keeps its predict_proba; every tree model, fold-bagged or not, gets its direct call
+    assert set(compiled.fast_members) == {"lgbm", "xgboost", "extra_tree", "rf", "catboost", "lgbm-bagged"}
     for batch in (records[:1], records[:100], records):
         x = model.encoder.transform_records(batch)
         np.testing.assert_allclose(compiled.proba(x), model.proba_from_matrix(x), rtol=0, atol=1e-12)
     for member in model.members:
         parts = [step for _, step in member.estimator.steps] if hasattr(member.estimator, "steps") else [member.estimator]
         assert all(getattr(part, "n_jobs", 1) in (1, None) for part in parts)
+    assert all(fold.estimator.n_jobs == 1 for fold in model.members[-1].estimator.estimators_)
 
 
 def test_served_model_labels_and_counts_unseen_categories() -> None:
