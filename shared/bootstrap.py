@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings, load_settings
 from shared.errors import ConfigurationError
-from shared.ports import DatasetStore, ModelRegistry, RunTracker
+from shared.ports import DatasetStore, Datastore, Deployer, ModelRegistry, RunTracker, Trainer
 
 if TYPE_CHECKING:
     from shared.automation.handlers import Automation
@@ -50,33 +50,132 @@ class Backend:
         self.tracker  # noqa: B018 - configures the MLflow store before the registry uses it
         return MlflowModelRegistry(self.settings.paths.tracking_uri, self.settings.model_name)
 
+    @cached_property
+    def datastore(self) -> Datastore:
+        """Folders under $BANKOPS_HOME, or blob containers (BANKOPS_DATASTORE=azurite|azure)."""
+        if self.settings.datastore == "local":
+            from shared.adapters.local.datastore import LocalDatastore
 
-def bootstrap(settings: Settings | None = None) -> Backend:
-    """The backend the settings ask for; an unknown or not-yet-available one is a clear error."""
+            return LocalDatastore(self.settings.paths.datastore)
+        from shared.adapters.azure.datastore import BlobDatastore, blob_service
+
+        return BlobDatastore(blob_service(self.settings))
+
+    @cached_property
+    def deployer(self) -> Deployer:
+        from shared.serving.deployer import LocalDeployer
+        from shared.serving.deployment import ServingState
+        from shared.serving.keys import KeyStore
+
+        return LocalDeployer(ServingState(self.settings.paths.serving), self.registry, KeyStore.from_settings(self.settings))
+
+    @cached_property
+    def trainer(self) -> Trainer | None:
+        """None: the handlers run the pipeline in this process (LocalTrainer, with their progress reporting)."""
+        return None
+
+
+@dataclass
+class AzureBackend(Backend):
+    """Azure ML (data assets, AutoML pipeline jobs, model registry, managed online endpoint) and Blob Storage."""
+
+    ml_client: Any = None
+    credential: Any = None
+
+    def __post_init__(self) -> None:
+        if self.ml_client is None:
+            from shared.adapters.azure.workspace import credential, ml_client
+
+            self.credential = self.credential or credential()
+            self.ml_client = ml_client(self.settings, self.credential)
+
+    @cached_property
+    def blob_service(self) -> Any:
+        from shared.adapters.azure.datastore import blob_service
+
+        return blob_service(self.settings)
+
+    @cached_property
+    def datasets(self) -> DatasetStore:
+        from shared.adapters.azure.datasets import AzureDatasetStore
+
+        return AzureDatasetStore(self.ml_client, self.blob_service, datastore_name=self.settings.azureml_datastore)
+
+    @cached_property
+    def tracker(self) -> RunTracker:
+        from shared.adapters.azure.tracking import workspace_tracker
+
+        return workspace_tracker(self.ml_client, self.settings.experiment_name, credential=self.credential)
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        from shared.adapters.azure.registry import AzureModelRegistry
+        from shared.adapters.azure.tracking import workspace_runs
+
+        return AzureModelRegistry(self.ml_client, self.settings.model_name,
+                                  runs=workspace_runs(self.ml_client, credential=self.credential),
+                                  cache_dir=self.settings.paths.root / "models")
+
+    @cached_property
+    def datastore(self) -> Datastore:
+        from shared.adapters.azure.datastore import BlobDatastore
+
+        return BlobDatastore(self.blob_service)
+
+    @cached_property
+    def deployer(self) -> Deployer:
+        from shared.adapters.azure.deployer import AzureDeployer
+
+        s = self.settings
+        return AzureDeployer(self.ml_client, self.registry, endpoint_name=s.endpoint_name, instance_type=s.instance_type,
+                             instance_count=s.instance_count, grace_minutes=s.deploy_grace_minutes)
+
+    @cached_property
+    def trainer(self) -> Trainer | None:
+        from shared.adapters.azure.trainer import AzureTrainer
+
+        return AzureTrainer(self.ml_client, self.settings, credential=self.credential)
+
+
+def missing_azure_settings(settings: Settings) -> list[str]:
+    """Every setting the azure backend needs and lacks, named as app settings."""
+    from shared.adapters.azure.workspace import missing_workspace_settings
+
+    missing = missing_workspace_settings(settings)
+    if settings.datastore == "local":
+        missing.append("BANKOPS_DATASTORE=azure (data and dataset files live in Blob Storage with the azure backend)")
+    elif settings.datastore == "azure" and not (settings.storage_account_url or settings.storage_connection_string):
+        missing.append("BANKOPS_STORAGE_ACCOUNT_URL or BANKOPS_STORAGE_CONNECTION_STRING")
+    return missing
+
+
+def bootstrap(settings: Settings | None = None, **azure: Any) -> Backend:
+    """The backend the settings ask for; an unknown or incomplete one is a clear error.
+
+    `azure` (ml_client=, credential=) injects clients into the azure backend (tests use fakes).
+    """
     settings = settings or load_settings()
     if settings.backend not in BACKENDS:
         raise ConfigurationError(f"unknown BANKOPS_BACKEND {settings.backend!r}; choose one of: {', '.join(BACKENDS)}")
-    if settings.backend == "azure":
-        raise ConfigurationError(
-            "the azure backend is not available in this version; set BANKOPS_BACKEND=local (the default)"
-        )
     settings.paths.root.mkdir(parents=True, exist_ok=True)
+    if settings.backend == "azure":
+        missing = [] if azure.get("ml_client") is not None else missing_azure_settings(settings)
+        if missing:
+            raise ConfigurationError(f"BANKOPS_BACKEND=azure is missing settings: {'; '.join(missing)}. "
+                                     "See README, 'Run it on Azure'.")
+        return AzureBackend(settings, **azure)
     return Backend(settings)
 
 
-def build_automation(settings: Settings | None = None, **extra: Any) -> Automation:
+def build_automation(settings: Settings | None = None, backend: Backend | None = None, **extra: Any) -> Automation:
     """Everything the event handlers need, for the configured backend."""
-    from shared.adapters.local.datastore import LocalDatastore
     from shared.automation.handlers import Automation
     from shared.automation.work_queue import WorkQueue
-    from shared.serving.deployer import LocalDeployer
-    from shared.serving.deployment import ServingState
-    from shared.serving.keys import KeyStore
 
-    backend = bootstrap(settings)
-    s, paths = backend.settings, backend.settings.paths
+    backend = backend or bootstrap(settings)
+    s = backend.settings
     floors = {"recall_yes": s.gate_min_recall_yes} if s.gate_min_recall_yes > 0 else {}
-    deployer = LocalDeployer(ServingState(paths.serving), backend.registry, KeyStore.from_settings(s))
+    extra.setdefault("trainer", backend.trainer)
     return Automation(settings=s, datasets=backend.datasets, registry=backend.registry, tracker=backend.tracker,
-                      datastore=LocalDatastore(paths.datastore), deployer=deployer, queue=WorkQueue(paths.root / "queue.db"),
+                      datastore=backend.datastore, deployer=backend.deployer, queue=WorkQueue(s.paths.root / "queue.db"),
                       floors=floors, **extra)

@@ -114,13 +114,16 @@ def test_split_columns() -> None:
     assert split_columns("") == [] and split_columns(None) == []
 
 
-def test_bootstrap_creates_home_and_refuses_azure(settings: Settings, home: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bootstrap_creates_home_and_names_missing_azure_settings(settings: Settings, home: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     assert not home.exists()
     backend = bootstrap(settings)
     assert home.is_dir()
     assert backend.datasets.list() == []
     assert (home / "catalog.db").is_file()
     monkeypatch.setenv("BANKOPS_BACKEND", "azure")
-    with pytest.raises(ConfigurationError, match="BANKOPS_BACKEND=local"):
+    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME", "AZUREML_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no config.json here
+    with pytest.raises(ConfigurationError, match=r"AZURE_SUBSCRIPTION_ID; AZURE_RESOURCE_GROUP; AZUREML_WORKSPACE_NAME; BANKOPS_DATASTORE"):
         bootstrap(load_settings(home=tmp_path / "other"))

@@ -18,14 +18,18 @@ from shared.ports import RunReport, TrialRecord
 _MAX_PARAM = 500
 
 
-def configure_mlflow(tracking_uri: str, experiment: str, artifacts: Path) -> str:
-    """Point MLflow at the store and make sure the experiment exists; returns its id."""
+def configure_mlflow(tracking_uri: str, experiment: str, artifacts: Path | None) -> str:
+    """Point MLflow at the store and make sure the experiment exists; returns its id.
+
+    `artifacts` None: the server chooses where artifacts go (an Azure ML workspace does).
+    """
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        experiment_id = client.create_experiment(experiment, artifact_location=(artifacts / experiment).as_uri())
+        location = (artifacts / experiment).as_uri() if artifacts is not None else None
+        experiment_id = client.create_experiment(experiment, artifact_location=location)
     else:
         experiment_id = found.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
@@ -39,7 +43,7 @@ def _clip(params: Mapping[str, Any]) -> dict[str, str]:
 class MlflowTracker:
     """Each `run()` nests under the active one, as the pipeline's steps do."""
 
-    def __init__(self, tracking_uri: str, experiment: str, artifacts: Path) -> None:
+    def __init__(self, tracking_uri: str, experiment: str, artifacts: Path | None) -> None:
         self.experiment_id = configure_mlflow(tracking_uri, experiment, artifacts)
         self.client = MlflowClient(tracking_uri)
 

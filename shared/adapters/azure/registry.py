@@ -1,0 +1,194 @@
+"""ModelRegistry on the Azure ML model registry (MLflow models), and the best model of an AutoML run.
+
+Metrics are `metric.*` tags of a version, as in the local registry; aliases (champion, previous)
+are `alias.<name>` tags, moved with a tag update (Azure ML model versions take tag updates).
+`register_from_run` turns a finished AutoML job into a version: the best child run (tag
+`automl_best_child_run_id` of the parent, read through the workspace's MLflow endpoint), its
+MLflow model output `outputs/mlflow-model/`, and its metrics.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import math
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from shared import schema
+from shared.errors import BackendUnavailable, NotFound
+from shared.model import BankMarketingModel
+from shared.ports import ModelVersion
+
+METRIC_TAG = "metric."
+ALIAS_TAG = "alias."
+BEST_CHILD_TAG = "automl_best_child_run_id"
+MLFLOW_OUTPUT = "outputs/artifacts/outputs/mlflow-model/"
+
+
+class AutoMLClassifier:
+    """An AutoML (sklearn-flavour MLflow) model behind the BankMarketingModel calls the gate and deployer make."""
+
+    threshold = 0.5
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self._yes = list(pipeline.classes_).index(schema.POSITIVE)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.pipeline.predict_proba(frame[list(schema.FEATURES)]))[:, self._yes]
+
+    def predict_proba_records(self, records: Any) -> np.ndarray:
+        from shared.mlflow_model import example_frame
+
+        return self.predict_proba(example_frame(list(records)))
+
+    def label(self, p_yes: np.ndarray) -> np.ndarray:
+        return np.where(p_yes >= self.threshold, schema.POSITIVE, schema.NEGATIVE)
+
+
+def save_pyfunc(model: BankMarketingModel, input_example: pd.DataFrame, path: Path) -> None:
+    """The same MLflow pyfunc the local registry logs, saved to a folder for upload."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from shared.mlflow_model import _REQUIREMENTS, ARTIFACT, BankMarketingPyfunc
+
+    artifact = path.parent / ARTIFACT
+    joblib.dump(model, artifact)
+    mlflow.pyfunc.save_model(str(path), python_model=BankMarketingPyfunc(), artifacts={"model": str(artifact)},
+                             signature=infer_signature(input_example, model.predict(input_example)), input_example=input_example,
+                             pip_requirements=[f"{p}=={md.version(p)}" for p in _REQUIREMENTS])
+
+
+def load_mlflow_folder(folder: Path) -> Any:
+    """A downloaded model version: our pyfunc (the pickled BankMarketingModel) or an AutoML sklearn model."""
+    from shared.mlflow_model import ARTIFACT
+
+    mlmodel = next(folder.rglob("MLmodel"), None)
+    if mlmodel is None:
+        raise NotFound(f"no MLflow model (MLmodel file) in the downloaded version at {folder}")
+    ours = next(mlmodel.parent.rglob(ARTIFACT), None)
+    if ours is not None:
+        return joblib.load(ours)
+    import mlflow.sklearn
+
+    try:
+        return AutoMLClassifier(mlflow.sklearn.load_model(str(mlmodel.parent)))
+    except ImportError as exc:
+        raise BackendUnavailable(f"this AutoML model needs its training runtime to load here ({exc}); install the packages of its "
+                                 "conda.yaml, or judge it on Azure ML") from exc
+
+
+class AzureModelRegistry:
+    def __init__(self, ml_client: Any, model_name: str, *, runs: Any = None, cache_dir: Path | None = None) -> None:
+        """`runs`: an MlflowClient on the workspace's tracking URI (read only), for AutoML runs' tags and metrics."""
+        self.ml, self.name, self.runs = ml_client, model_name, runs
+        self.cache_dir = cache_dir or Path(tempfile.mkdtemp(prefix="bankops-models-"))
+        self._cache: dict[str, Any] = {}
+
+    def _version(self, model: Any) -> ModelVersion:
+        tags = dict(model.tags or {})
+        created = getattr(getattr(model, "creation_context", None), "created_at", None)
+        return ModelVersion(
+            name=self.name, version=str(model.version), run_id=tags.get("pipeline_run") or tags.get("run_id", ""),
+            created_at=created.isoformat(timespec="seconds") if hasattr(created, "isoformat") else str(created or ""),
+            metrics={k[len(METRIC_TAG):]: float(v) for k, v in tags.items() if k.startswith(METRIC_TAG)},
+            tags={k: v for k, v in tags.items() if not k.startswith((METRIC_TAG, ALIAS_TAG))},
+            aliases=tuple(sorted(k[len(ALIAS_TAG):] for k in tags if k.startswith(ALIAS_TAG))),
+        )
+
+    def _models(self) -> list[Any]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return sorted(self.ml.models.list(name=self.name), key=lambda m: int(m.version))
+        except ResourceNotFoundError:
+            return []
+
+    def _create(self, path: str, tags: Mapping[str, str], description: str) -> ModelVersion:
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Model
+
+        model = Model(name=self.name, path=path, type=AssetTypes.MLFLOW_MODEL, description=description, tags=dict(tags))
+        return self._version(self.ml.models.create_or_update(model))
+
+    def register(self, model: BankMarketingModel, *, run_id: str, metrics: Mapping[str, float],
+                 tags: Mapping[str, str], input_example: Any) -> ModelVersion:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "mlflow-model"
+            save_pyfunc(model, input_example, folder)
+            all_tags = {**{f"{METRIC_TAG}{k}": f"{v:.6g}" for k, v in metrics.items()}, **tags, "run_id": run_id}
+            return self._create(str(folder), all_tags, f"bankops blend {model.describe()} from run {run_id}")
+
+    def register_from_run(self, run_id: str) -> ModelVersion:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        done = [m for m in self._models() if (m.tags or {}).get("pipeline_run") == run_id]
+        if done:
+            return self._version(done[0])
+        try:
+            job = self.ml.jobs.get(run_id)
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"no Azure ML job named {run_id!r} in this workspace") from exc
+        automl = job
+        if job.type == "pipeline":
+            automl = next((j for j in self.ml.jobs.list(parent_job_name=run_id) if j.type == "automl"), None)
+            if automl is None:
+                raise NotFound(f"pipeline job {run_id} has no AutoML step")
+        if self.runs is None:
+            raise BackendUnavailable("reading AutoML results needs the workspace's MLflow endpoint; none was configured")
+        best = self.runs.get_run(automl.name).data.tags.get(BEST_CHILD_TAG)
+        if not best:
+            raise NotFound(f"AutoML job {automl.name} ({automl.status}) has no best child run yet")
+        metrics = {k: v for k, v in self.runs.get_run(best).data.metrics.items() if isinstance(v, float | int) and math.isfinite(v)}
+        tags = {**{f"{METRIC_TAG}{k}": f"{v:.6g}" for k, v in sorted(metrics.items())}, "pipeline_run": run_id,
+                "automl_run": automl.name, "best_child_run": best,
+                "dataset": (automl.tags or {}).get("dataset") or (job.tags or {}).get("dataset", "")}
+        return self._create(f"azureml://jobs/{best}/{MLFLOW_OUTPUT}", tags, f"best model of AutoML job {automl.name}")
+
+    def get(self, version: str | None = None) -> ModelVersion:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if version is None:
+            models = self._models()
+            if not models:
+                raise NotFound(f"no version of model {self.name!r} is registered yet; run `bankops train` first")
+            return self._version(models[-1])
+        try:
+            return self._version(self.ml.models.get(self.name, version=str(version)))
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"model {self.name!r} has no version {version}; see `bankops models`") from exc
+
+    def list(self) -> list[ModelVersion]:
+        return [self._version(m) for m in self._models()]
+
+    def load(self, version: str) -> Any:
+        if version not in self._cache:
+            self.get(version)
+            target = self.cache_dir / f"v{version}"
+            if not target.exists():
+                self.ml.models.download(self.name, str(version), download_path=str(target))
+            self._cache[version] = load_mlflow_folder(target)
+        return self._cache[version]
+
+    def set_alias(self, alias: str, version: str) -> None:
+        for model in self._models():
+            tags = dict(model.tags or {})
+            holds = f"{ALIAS_TAG}{alias}" in tags
+            if holds != (str(model.version) == str(version)):
+                if holds:
+                    tags.pop(f"{ALIAS_TAG}{alias}")
+                else:
+                    tags[f"{ALIAS_TAG}{alias}"] = "true"
+                model.tags = tags
+                self.ml.models.create_or_update(model)
+
+    def alias(self, alias: str) -> ModelVersion | None:
+        holders = [m for m in self._models() if f"{ALIAS_TAG}{alias}" in (m.tags or {})]
+        return self._version(holders[-1]) if holders else None

@@ -1,0 +1,131 @@
+"""Trainer on Azure ML: an AutoML classification job inside a pipeline job, on a compute cluster.
+
+`train` submits and returns at once (model_version None): the workspace's RunCompleted event
+reaches `on_run_completed`, which asks the registry to register the best child's model. The
+same pipeline, with the dataset's `@latest` version as input, runs daily as a JobSchedule
+(`bankops azure publish-pipeline`). With BANKOPS_PIPELINE_REST_URL set, "fire the pipeline"
+is an authenticated POST instead (e.g. a v1 published pipeline endpoint of the reference project).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shared import schema
+from shared.config import Settings
+from shared.errors import BackendUnavailable, InvalidInput
+from shared.ports import TrainingSubmission
+
+if TYPE_CHECKING:
+    from shared.training.pipeline import TrainingRequest
+
+AUTOML_METRICS = ("AUC_weighted", "accuracy", "average_precision_score_weighted", "norm_macro_recall", "precision_score_weighted")
+PIPELINE_NAME = "bankops_training"
+SCHEDULE_NAME = "bankops-daily-training"
+
+
+def automl_step(settings: Settings, training_data: Any, *, metric: str, folds: int, dataset_ref: str) -> Any:
+    """The AutoML classification job of the pipeline; every setting named in the README is here."""
+    from azure.ai.ml import Output, automl
+
+    if metric not in AUTOML_METRICS:
+        raise InvalidInput(f"Azure ML AutoML cannot optimise {metric!r}; choose one of: {', '.join(AUTOML_METRICS)}")
+    step = automl.classification(
+        training_data=training_data, target_column_name=schema.TARGET, primary_metric=metric, n_cross_validations=folds,
+        enable_model_explainability=False, outputs={"best_model": Output(type="mlflow_model")},
+    )
+    step.set_limits(timeout_minutes=settings.automl_timeout_minutes, max_concurrent_trials=settings.azureml_max_nodes,
+                    max_nodes=settings.azureml_max_nodes, enable_early_termination=True)
+    step.set_featurization(mode="auto")
+    step.set_training(enable_onnx_compatible_models=settings.automl_onnx_compatible, enable_stack_ensemble=True,
+                      enable_vote_ensemble=True)
+    step.tags = {"dataset": dataset_ref, "bankops.kind": "automl"}
+    return step
+
+
+def training_pipeline(settings: Settings, data_path: str, *, dataset_ref: str, metric: str | None = None,
+                      folds: int | None = None, reason: str = "manual") -> Any:
+    """A PipelineJob: AutoML on the MLTable at `data_path` (`azureml:<name>:<version>` or `azureml:<name>@latest`)."""
+    from azure.ai.ml import Input, dsl
+    from azure.ai.ml.constants import AssetTypes
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="bankops: AutoML classification of the bank marketing data",
+                  default_compute=settings.azureml_compute)
+    def bankops_training(training_data: Input) -> dict[str, Any]:
+        step = automl_step(settings, training_data, metric=metric or settings.primary_metric, folds=folds or settings.cv_folds,
+                           dataset_ref=dataset_ref)
+        return {"best_model": step.outputs.best_model}
+
+    job = bankops_training(training_data=Input(type=AssetTypes.MLTABLE, path=data_path))
+    job.experiment_name = settings.experiment_name
+    job.display_name = f"bankops training on {dataset_ref}"
+    job.tags = {"dataset": dataset_ref, "reason": reason[:200], "bankops.kind": "pipeline"}
+    return job
+
+
+def cron5(ncrontab: str) -> str:
+    """The Functions timer's six-field NCRONTAB (with seconds) as the five-field cron of a JobSchedule."""
+    fields = ncrontab.split()
+    if len(fields) == 6:
+        fields = fields[1:]
+    if len(fields) != 5:
+        raise InvalidInput(f"RETRAIN_SCHEDULE {ncrontab!r} is not a cron expression such as '0 0 2 * * *'")
+    return " ".join(fields)
+
+
+def daily_schedule(settings: Settings) -> Any:
+    """The JobSchedule that runs the training pipeline on the newest dataset version at RETRAIN_SCHEDULE (UTC)."""
+    from azure.ai.ml.entities import CronTrigger, JobSchedule
+
+    latest = f"{settings.dataset_name}@latest"
+    job = training_pipeline(settings, f"azureml:{latest}", dataset_ref=settings.dataset_name, reason="schedule")
+    return JobSchedule(name=SCHEDULE_NAME, trigger=CronTrigger(expression=cron5(settings.retrain_schedule)), create_job=job,
+                       description="bankops: daily AutoML retraining", tags={"bankops.kind": "schedule"})
+
+
+def publish_pipeline(ml_client: Any, settings: Settings) -> dict[str, str]:
+    """Create or update the daily schedule (with its pipeline); answers its name, cron and state."""
+    schedule = ml_client.schedules.begin_create_or_update(daily_schedule(settings)).result()
+    return {"schedule": schedule.name, "cron": cron5(settings.retrain_schedule), "time_zone": "UTC",
+            "enabled": str(getattr(schedule, "is_enabled", True)), "dataset": f"azureml:{settings.dataset_name}@latest"}
+
+
+def rest_scope(url: str) -> str:
+    """v1 published pipelines take an ARM token; v2 batch endpoints an Azure ML one."""
+    from shared.adapters.azure.workspace import MANAGEMENT_SCOPE, ML_SCOPE
+
+    return MANAGEMENT_SCOPE if "/pipelines/v1.0/" in url.lower() or "/pipelineruns" in url.lower() else ML_SCOPE
+
+
+def fire_rest(url: str, credential: Any, experiment: str, *, http: Any = None) -> str:
+    """POST to a pipeline REST URL with an Entra ID bearer token; answers the run id ("Id")."""
+    import httpx
+
+    token = credential.get_token(rest_scope(url)).token
+    client = http or httpx.Client(timeout=60)
+    answer = client.post(url, headers={"Authorization": f"Bearer {token}"}, json={"ExperimentName": experiment})
+    if answer.status_code >= 400:
+        raise BackendUnavailable(f"the pipeline endpoint answered {answer.status_code}: {answer.text[:300]}")
+    body = answer.json() if answer.content else {}
+    return str(body.get("Id") or body.get("id") or body.get("name") or "")
+
+
+class AzureTrainer:
+    def __init__(self, ml_client: Any, settings: Settings, *, credential: Any = None, http: Any = None) -> None:
+        self.ml, self.settings, self.credential, self.http = ml_client, settings, credential, http
+
+    def train(self, request: TrainingRequest) -> TrainingSubmission:
+        if request.exclude_columns:
+            raise InvalidInput("BANKOPS_EXCLUDE_COLUMNS is not supported by the azure trainer; leave it empty")
+        dataset = request.dataset
+        if self.settings.pipeline_rest_url:
+            from shared.adapters.azure.workspace import credential
+
+            run_id = fire_rest(self.settings.pipeline_rest_url, self.credential or credential(), self.settings.experiment_name,
+                               http=self.http)
+            return TrainingSubmission(run_id=run_id, dataset=dataset.ref, details={"via": "rest"})
+        job = training_pipeline(self.settings, f"azureml:{dataset.name}:{dataset.version}", dataset_ref=dataset.ref,
+                                metric=request.metric, folds=request.folds, reason=request.reason)
+        submitted = self.ml.jobs.create_or_update(job, experiment_name=self.settings.experiment_name)
+        return TrainingSubmission(run_id=submitted.name, dataset=dataset.ref,
+                                  details={"via": "sdk", "status": str(submitted.status), "studio_url": str(submitted.studio_url or "")})
