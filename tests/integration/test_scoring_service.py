@@ -148,13 +148,16 @@ def test_unseen_categories_are_scored_and_counted(svc: Service) -> None:
         return httpx.get(f"{svc.url}/stats", headers=svc.headers(), timeout=10).json()["unseen_categories"]
 
     assert httpx.get(f"{svc.url}/stats", timeout=10).status_code == 401
-    before = unseen().get("job", 0)
+    before, settled = -1, unseen().get("job", 0)
+    while before != settled:  # workers report their counters about once a second: let earlier tests' counts land
+        time.sleep(1.2)
+        before, settled = settled, unseen().get("job", 0)
     record = {**endpoint_records()[0], "job": "astronaut"}
     answer = svc.score({"data": [record, record]})
     assert answer.status_code == 200
     deadline = time.monotonic() + 10
     while unseen().get("job", 0) < before + 2 and time.monotonic() < deadline:
-        time.sleep(0.2)  # workers report their counters about once a second
+        time.sleep(0.2)
     assert unseen().get("job", 0) == before + 2
 
 
