@@ -59,6 +59,8 @@ class LocalDatastore:
 
     def move(self, container: str, name: str, to_container: str) -> BlobInfo:
         source = self._path(container, name)
+        if not source.is_file():
+            raise NotFound(f"{container}/{name} does not exist")
         target = self._path(to_container, name)
         if target.exists():  # keep both: never overwrite an earlier file of the same name
             stem, suffix = os.path.splitext(name)

@@ -1,0 +1,1 @@
+"""One contract suite per port, run against the local adapter and the Azure adapter."""

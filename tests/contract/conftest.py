@@ -1,0 +1,90 @@
+"""Fixtures that give each contract test the local adapter and the Azure one, in turn.
+
+Datastore: local folders vs Azure Blob Storage on Azurite (installed and started by the session).
+DatasetStore, ModelRegistry, Deployer, Trainer: local vs the azure adapter on the fakes of the
+Azure ML `MLClient` operations in tests/azure_fakes.py (Azure ML cannot be reached from a test).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from shared import schema
+from shared.adapters.local.tracking import MlflowTracker
+from shared.features import FeatureEncoder
+from shared.model import BankMarketingModel, Member
+from tests import samples
+from tests.azure_fakes import FakeMLClient
+from tests.azurite import AzuriteUnavailable, running_azurite
+
+BACKENDS = ["local", "azure"]
+
+
+@pytest.fixture(autouse=True)
+def _no_real_azure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No workspace or storage setting of the developer's shell reaches a contract test."""
+    for key in list(os.environ):
+        if key.upper().startswith(("AZURE_", "AZUREML_")) or key == "MLFLOW_TRACKING_TOKEN":
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def azurite_port() -> Iterator[int]:
+    try:
+        with running_azurite() as port:
+            yield port
+    except AzuriteUnavailable as exc:
+        pytest.fail(f"Azurite could not start: {exc}")
+
+
+@pytest.fixture
+def blob_service(azurite_port: int) -> Any:
+    """A BlobServiceClient on the session's Azurite, every container emptied first."""
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.adapters.azure.datastore import azurite_connection_string
+
+    service = BlobServiceClient.from_connection_string(azurite_connection_string(azurite_port))
+    for container in service.list_containers():
+        client = service.get_container_client(container.name)
+        for blob in client.list_blobs():
+            client.delete_blob(blob.name)
+    return service
+
+
+@pytest.fixture
+def fake_ml() -> FakeMLClient:
+    return FakeMLClient()
+
+
+@pytest.fixture(scope="session")
+def contract_frame() -> pd.DataFrame:
+    return samples.stratified_sample(400, seed=5)
+
+
+def tiny_model(frame: pd.DataFrame, c: float = 1.0) -> BankMarketingModel:
+    """A real blend of one logistic regression on the real featurization (fast to fit)."""
+    y = (frame[schema.TARGET] == schema.POSITIVE).to_numpy(dtype=int)
+    features = frame.drop(columns=[schema.TARGET])
+    encoder = FeatureEncoder.fit(features, y)
+    estimator = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(C=c, max_iter=500))
+    return BankMarketingModel(encoder=encoder, members=[Member("lrl2", 1.0, estimator.fit(encoder.transform(features), y))])
+
+
+@pytest.fixture
+def tracker(tmp_path: Path) -> MlflowTracker:
+    """A local MLflow store: the local registry registers inside its runs; the azure one ignores them."""
+    return MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "contract", tmp_path / "artifacts")
+
+
+Register = Callable[..., Any]

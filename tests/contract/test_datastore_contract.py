@@ -1,0 +1,71 @@
+"""Datastore contract: local folders and Azure Blob Storage (on Azurite) behave the same."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.adapters.azure.datastore import BlobDatastore
+from shared.adapters.local.datastore import LocalDatastore
+from shared.errors import InvalidInput, NotFound
+from shared.ports import Datastore
+from tests.contract.conftest import BACKENDS
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Datastore:
+    if request.param == "local":
+        return LocalDatastore(tmp_path / "datastore")
+    service: Any = request.getfixturevalue("blob_service")
+    return BlobDatastore(service)
+
+
+def test_write_then_read_info_and_list(store: Datastore) -> None:
+    written = store.write("incoming", "new.csv", b"a,b\n1,2\n")
+    assert (written.container, written.name, written.size) == ("incoming", "new.csv", 8)
+    assert store.read("incoming", "new.csv") == b"a,b\n1,2\n"
+    assert store.info("incoming", "new.csv") == written
+    assert store.list("incoming") == [written]
+    assert store.list("processed") == []
+
+
+def test_a_rewrite_changes_the_etag(store: Datastore) -> None:
+    first = store.write("incoming", "f.csv", b"one")
+    time.sleep(0.01)
+    second = store.write("incoming", "f.csv", b"second")
+    assert second.etag != first.etag and second.size == 6
+    assert store.info("incoming", "f.csv") == second
+
+
+def test_files_are_listed_oldest_first(store: Datastore) -> None:
+    store.write("batch", "b.csv", b"1")
+    time.sleep(1.1)  # blob creation times have one-second resolution
+    store.write("batch", "a.csv", b"2")
+    assert [b.name for b in store.list("batch")] == ["b.csv", "a.csv"]
+
+
+def test_move_never_overwrites_and_removes_the_source(store: Datastore) -> None:
+    store.write("processed", "x.csv", b"earlier")
+    store.write("incoming", "x.csv", b"later")
+    moved = store.move("incoming", "x.csv", "processed")
+    assert moved.container == "processed" and moved.name == "x.1.csv"
+    assert store.read("processed", "x.1.csv") == b"later"
+    assert store.read("processed", "x.csv") == b"earlier"
+    assert store.info("incoming", "x.csv") is None
+    assert store.move("processed", "x.1.csv", "quarantine").name == "x.1.csv"
+
+
+def test_missing_files_and_bad_names(store: Datastore) -> None:
+    assert store.info("incoming", "nothing.csv") is None
+    with pytest.raises(NotFound, match=r"incoming/nothing\.csv"):
+        store.read("incoming", "nothing.csv")
+    with pytest.raises(NotFound):
+        store.move("incoming", "nothing.csv", "processed")
+    with pytest.raises(InvalidInput, match="unknown container"):
+        store.write("elsewhere", "a.csv", b"")
+    for name in ("", "../a.csv", "dir/a.csv", ".partial.csv"):
+        with pytest.raises(InvalidInput, match="invalid file name"):
+            store.write("incoming", name, b"")
