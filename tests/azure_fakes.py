@@ -112,7 +112,7 @@ class FakeModelOperations:
         shutil.copytree(source, target)
         stored = Model(name=model.name, version=version, type=model.type, path=str(model.path), tags=dict(model.tags or {}),
                        description=model.description)
-        stored.creation_context = SimpleNamespace(created_at=_now())  # type: ignore[assignment]
+        stored._creation_context = SimpleNamespace(created_at=_now())  # the service stamps the creation time
         versions.append(stored)
         self.files[(model.name, version)] = target
         self.created.append(model)
@@ -214,7 +214,7 @@ class FakeOnlineEndpoints:
             assert endpoint.auth_mode == "key", "bankops endpoints use key auth"
             stored = ManagedOnlineEndpoint(name=endpoint.name, auth_mode=endpoint.auth_mode, tags=dict(endpoint.tags or {}),
                                            description=endpoint.description)
-            stored.provisioning_state = "Creating"  # type: ignore[misc]
+            stored._provisioning_state = "Creating"
             stored.traffic = {}
             self.endpoints[endpoint.name] = stored
             self.keys[endpoint.name] = _Keys("primary-0", "secondary-0")
@@ -289,7 +289,7 @@ class FakeOnlineDeployments:
         match = re.fullmatch(r"azureml:([^:]+):(\d+)", str(deployment.model))
         assert match, f"model must be an azureml:<name>:<version> reference, not {deployment.model!r}"
         self.client.models.get(match.group(1), match.group(2))
-        deployment.provisioning_state = "Creating"  # type: ignore[misc]
+        deployment._provisioning_state = "Creating"
         self.deployments.setdefault(endpoint.name, {})[deployment.name] = deployment
         self.created.append(deployment)
         return FakePoller(lambda: self.client.settle() or deployment)
@@ -359,11 +359,11 @@ class FakeMLClient:
         """Azure ML finishes provisioning: every Creating endpoint and deployment is now Succeeded (or Failed)."""
         for endpoint in self.online_endpoints.endpoints.values():
             if endpoint.provisioning_state == "Creating":
-                endpoint.provisioning_state = "Succeeded"  # type: ignore[misc]
+                endpoint._provisioning_state = "Succeeded"
         for deployments in self.online_deployments.deployments.values():
             for d in deployments.values():
                 if d.provisioning_state == "Creating":
-                    d.provisioning_state = "Failed" if d.name in self.online_deployments.fail else "Succeeded"  # type: ignore[misc]
+                    d._provisioning_state = "Failed" if d.name in self.online_deployments.fail else "Succeeded"
 
     def predict(self, model_ref: str, frame: pd.DataFrame) -> Any:
         """What the MLflow scoring server of a deployment answers for `frame`."""

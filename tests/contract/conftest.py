@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -81,10 +80,21 @@ def tiny_model(frame: pd.DataFrame, c: float = 1.0) -> BankMarketingModel:
     return BankMarketingModel(encoder=encoder, members=[Member("lrl2", 1.0, estimator.fit(encoder.transform(features), y))])
 
 
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One local MLflow store per session (creating one costs seconds); tests use their own model names."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 @pytest.fixture
-def tracker(tmp_path: Path) -> MlflowTracker:
-    """A local MLflow store: the local registry registers inside its runs; the azure one ignores them."""
-    return MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "contract", tmp_path / "artifacts")
+def tracker(mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory) -> MlflowTracker:
+    """The local registry registers inside a run of this tracker; the azure one ignores it."""
+    return MlflowTracker(mlflow_uri, "contract", tmp_path_factory.getbasetemp() / "artifacts")
+
+
+@pytest.fixture
+def model_name(request: pytest.FixtureRequest) -> str:
+    return "m-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name)[-40:]
 
 
 Register = Callable[..., Any]
