@@ -1,12 +1,14 @@
-"""What the scoring tests share: two real models trained once per session, and a real server.
+"""What the scoring tests share: a real model trained once per session, and a real server.
 
-The models come from the real training pipeline on the real local adapters (a small sample of
-the shipped data, a budget of a few seconds); the server is `bankops serve` in a subprocess on a
-free loopback port, so the tests see exactly what a client sees.
+The model comes from the real training pipeline on the real local adapters (a small sample of
+the shipped data, a budget of a few seconds) and is registered twice, so swaps have two versions;
+the server is `bankops serve` in a subprocess on a free loopback port, so the tests see exactly
+what a client sees.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -15,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import pandas as pd
 from shared.bootstrap import bootstrap, shipped_data
 from shared.config import load_settings
 from shared.dataset_registration import register_dataset
+from shared.mlflow_model import example_frame
 from shared.serving.deployment import ServingState
 from shared.serving.keys import KeyStore
 from shared.training.pipeline import TrainingPipeline, TrainingRequest
@@ -33,6 +36,8 @@ from shared.training.pipeline import TrainingPipeline, TrainingRequest
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SAMPLE_ROWS = 3000
 BUDGET_S = 4.0
+MAX_RECORDS = 50
+MAX_BODY = 64 * 1024
 
 
 def endpoint_records() -> list[dict[str, Any]]:
@@ -41,7 +46,7 @@ def endpoint_records() -> list[dict[str, Any]]:
 
 @cache
 def trained_home() -> Path:
-    """A $BANKOPS_HOME with versions 1 and 2 of the model, trained once per test session."""
+    """A $BANKOPS_HOME with versions 1 and 2 of the model, made once per test session."""
     home = Path(tempfile.mkdtemp(prefix="bankops-scoring-"))
     settings = load_settings(home=home)
     backend = bootstrap(settings)
@@ -50,9 +55,22 @@ def trained_home() -> Path:
     frame.to_csv(csv, index=False)
     dataset = register_dataset(backend.datasets, csv, name=settings.dataset_name, seed=settings.seed).dataset
     pipeline = TrainingPipeline(datasets=backend.datasets, registry=backend.registry, tracker=backend.tracker)
-    for seed in (1, 2):
-        pipeline.run(TrainingRequest(dataset=dataset, budget_s=BUDGET_S, folds=3, seed=seed))
+    first = pipeline.run(TrainingRequest(dataset=dataset, budget_s=BUDGET_S, folds=3, seed=1)).model_version
+    # Version 2 (for swaps): the same model registered again through the real registry, at a lower threshold.
+    model = replace(backend.registry.load(first.version), threshold=0.3)
+    with backend.tracker.run("second-version") as run_id:
+        backend.registry.register(model, run_id=run_id, metrics=first.metrics, tags={"test": "threshold 0.3"},
+                                  input_example=example_frame(endpoint_records()))
     return home
+
+
+@cache
+def shared_service() -> Service:
+    """One `bankops serve --workers 2` on version 2 for the whole session, stopped at exit."""
+    service = start_service(trained_home(), "--model-version", "2", workers=2,
+                            env={"BANKOPS_SCORING_MAX_RECORDS": str(MAX_RECORDS), "BANKOPS_SCORING_MAX_BODY_BYTES": str(MAX_BODY)})
+    atexit.register(service.stop)
+    return service
 
 
 def free_port() -> int:

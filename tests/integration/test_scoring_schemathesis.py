@@ -9,8 +9,6 @@ say that each row value has the type of the column it sits under; for that shape
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -18,17 +16,15 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
-from tests.integration.scoring_fixtures import Service, start_service, trained_home
+from tests.integration.scoring_fixtures import Service, shared_service
 
 pytestmark = pytest.mark.integration
 MAX_EXAMPLES = 100
 
 
 @pytest.fixture(scope="module")
-def fuzzed() -> Iterator[Service]:
-    service = start_service(trained_home(), env={"BANKOPS_SCORING_MAX_RECORDS": "20"})
-    yield service
-    service.stop()
+def fuzzed() -> Service:
+    return shared_service()
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,27 +21,32 @@ from shared.mlflow_model import example_frame
 from shared.serving.deployer import LocalDeployer
 from shared.serving.deployment import ServingState
 from shared.serving.keys import KeyStore
-from tests.integration.scoring_fixtures import Service, endpoint_records, run_cli, start_service, trained_home
+from tests.integration.scoring_fixtures import (
+    MAX_BODY,
+    MAX_RECORDS,
+    Service,
+    endpoint_records,
+    run_cli,
+    shared_service,
+    start_service,
+    trained_home,
+)
 
 pytestmark = pytest.mark.integration
-MAX_RECORDS = 50
-MAX_BODY = 64 * 1024
 
 
-@pytest.fixture(scope="module")
-def svc() -> Iterator[Service]:
-    service = start_service(trained_home(), "--model-version", "2", workers=2,
-                            env={"BANKOPS_SCORING_MAX_RECORDS": str(MAX_RECORDS), "BANKOPS_SCORING_MAX_BODY_BYTES": str(MAX_BODY)})
-    yield service
-    service.stop()
-    assert ServingState(load_settings(home=service.home).paths.serving).server() is None
+@pytest.fixture
+def svc() -> Service:
+    return shared_service()
 
 
-def pyfunc_probabilities(home: Path, version: str, records: list[dict[str, object]]) -> np.ndarray:
+def pyfunc_predictions(home: Path, version: str, records: list[dict[str, object]]) -> tuple[list[str], np.ndarray]:
+    """What the registered MLflow pyfunc model says: labels and P(yes)."""
     settings = load_settings(home=home)
     mlflow.set_tracking_uri(settings.paths.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
-    return model.predict(example_frame(records))["probability_yes"].to_numpy()
+    answer = model.predict(example_frame(records))
+    return answer["prediction"].tolist(), answer["probability_yes"].to_numpy()
 
 
 def test_health_names_the_served_version(svc: Service) -> None:
@@ -59,9 +64,9 @@ def test_the_two_fixture_records_score_in_one_call_as_the_registered_pyfunc_does
     assert set(body) == {"result", "probabilities", "model_version"}
     assert len(body["result"]) == len(body["probabilities"]) == 2
     assert set(body["result"]) <= {"yes", "no"}
-    expected = pyfunc_probabilities(svc.home, body["model_version"], records)
+    labels, expected = pyfunc_predictions(svc.home, body["model_version"], records)
     np.testing.assert_allclose(body["probabilities"], expected, rtol=0, atol=1e-6)
-    assert body["result"] == ["yes" if p >= 0.5 else "no" for p in expected]
+    assert body["result"] == labels
 
 
 def test_columns_and_rows_shape_answers_like_records(svc: Service) -> None:
@@ -78,8 +83,9 @@ def test_a_batch_of_mixed_records_matches_the_pyfunc(svc: Service) -> None:
 
     records = verification_records(MAX_RECORDS)
     body = svc.score({"data": records}).json()
-    expected = pyfunc_probabilities(svc.home, body["model_version"], records)
+    labels, expected = pyfunc_predictions(svc.home, body["model_version"], records)
     np.testing.assert_allclose(body["probabilities"], expected, rtol=0, atol=1e-6)
+    assert body["result"] == labels
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer not-a-key", "Basic abc", "bearer x"])
@@ -273,3 +279,17 @@ def test_deploying_an_unknown_version_is_refused_and_changes_nothing(svc: Servic
     assert deployer.current() == served
     assert httpx.get(f"{svc.url}/", timeout=10).json()["model_version"] == served
     assert deployer.smoke_test(served).ok
+
+
+def test_a_stopped_service_cleans_up_its_files(tmp_path: Path) -> None:
+    home = tmp_path / "home"  # a copy: this service must not touch the shared one's files
+    shutil.copytree(trained_home(), home, ignore=shutil.ignore_patterns("serving", "keys", "*.log"))
+    service = start_service(home)
+    state = ServingState(load_settings(home=service.home).paths.serving)
+    assert state.server() is not None
+    service.stop()
+    assert service.process.returncode == 0
+    assert state.server() is None
+    assert all(r.pid != service.process.pid for r in state.reports())
+    shared = shared_service()  # the shared service still runs, on its own port
+    assert httpx.get(f"{shared.url}/", timeout=10).status_code == 200
