@@ -51,7 +51,7 @@ def training_pipeline(settings: Settings, data_path: str, *, dataset_ref: str, m
 
     @dsl.pipeline(name=PIPELINE_NAME, description="bankops: AutoML classification of the bank marketing data",
                   default_compute=settings.azureml_compute)
-    def bankops_training(training_data: Input) -> dict[str, Any]:
+    def bankops_training(training_data):  # type: ignore[no-untyped-def]  # unannotated: dsl reads the signature
         step = automl_step(settings, training_data, metric=metric or settings.primary_metric, folds=folds or settings.cv_folds,
                            dataset_ref=dataset_ref)
         return {"best_model": step.outputs.best_model}
