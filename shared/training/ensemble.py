@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,9 +25,10 @@ from sklearn.model_selection import StratifiedKFold
 
 from shared.model import Member
 from shared.training.bagging import FoldAverage
-from shared.training.learners import build_estimator, build_native, expected_fit_s
+from shared.training.learners import build_estimator, build_native, expected_fit_s, fewer_trees
 
 Scorer = Callable[[np.ndarray, np.ndarray], float]  # (y, p_yes) -> score, greater is better
+MIN_TREES_SHARE = 0.35  # a portfolio config is shrunk to fit the time left, down to this share of its trees
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ def build_blend(
     """The blend of fold-bagged members and each candidate's out-of-fold score.
 
     Candidates are tried in order while time remains before `deadline` (time.monotonic()); one
-    whose expected or projected time does not fit is skipped. The first is always fit: if even
+    whose expected or projected time does not fit is skipped; a portfolio config is first shrunk
+    (fewer trees, higher learning rate) to fit, if it can keep MIN_TREES_SHARE of its trees. The first is always fit: if even
     its folds do not fit, the fold models fit by the deadline (at least one) are the model.
     """
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
@@ -129,9 +131,14 @@ def build_blend(
     skipped: list[str] = []
     seconds: dict[str, float] = {}
     slowdown = 1.0  # measured / expected time of the candidates so far (the machine may be busy)
-    for candidate in candidates:
+    for position, candidate in enumerate(candidates):
         expected = _expected_s(candidate, len(y), folds)
-        if fitted and time.monotonic() + (expected or 0.0) * slowdown > deadline:
+        left = deadline - time.monotonic()
+        if fitted and expected and candidate.native and MIN_TREES_SHARE * expected * slowdown < left < expected * slowdown:
+            share = left / (expected * slowdown)  # a portfolio config that does not fit: fewer trees, higher learning rate
+            candidate = replace(candidate, config=fewer_trees(candidate.config, share * 0.85))
+            expected = _expected_s(candidate, len(y), folds)
+        if fitted and (expected or 0.0) * slowdown > left:
             skipped.append(candidate.name)
             continue
         began = time.monotonic()
@@ -142,7 +149,7 @@ def build_blend(
             continue
         fitted[candidate.name] = result
         if not result.complete:
-            skipped.extend(c.name for c in candidates[candidates.index(candidate) + 1:])
+            skipped.extend(c.name for c in candidates[position + 1:])
             break
         if expected:
             slowdown = max(slowdown, min(seconds[candidate.name] / expected, 4.0))

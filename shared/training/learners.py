@@ -110,3 +110,12 @@ def expected_fit_s(learner: str, params: dict[str, Any], rows: int) -> float | N
     if learner not in SECONDS_PER_ROW_TREE or trees is None:
         return None
     return SECONDS_PER_ROW_TREE[learner] * rows * trees
+
+
+def fewer_trees(params: dict[str, Any], factor: float) -> dict[str, Any]:
+    """A portfolio config with `factor` (< 1) of its trees and a learning rate raised to match."""
+    key = "iterations" if "iterations" in params else "n_estimators"
+    out = dict(params)
+    out[key] = max(20, int(params[key] * factor))
+    out["learning_rate"] = min(0.3, params["learning_rate"] * params[key] / out[key])
+    return out
