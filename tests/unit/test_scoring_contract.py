@@ -37,7 +37,7 @@ from shared.serving.deployer import LocalDeployer
 from shared.serving.deployment import ServerInfo, ServingState, WorkerReport
 from shared.serving.keys import KeyChecker, KeyStore
 from shared.serving.predictor import compile_model
-from shared.serving.served import load_served, verification_records
+from shared.serving.served import ColumnEncoder, load_served, verification_records
 from shared.serving.watcher import ModelSlot, WorkerStats
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -133,6 +133,15 @@ def test_compiled_model_equals_the_model_and_uses_the_fast_calls() -> None:
         parts = [step for _, step in member.estimator.steps] if hasattr(member.estimator, "steps") else [member.estimator]
         assert all(getattr(part, "n_jobs", 1) in (1, None) for part in parts)
     assert all(fold.estimator.n_jobs == 1 for fold in model.members[-1].estimator.estimators_)
+
+
+def test_column_encoder_equals_the_model_encoder() -> None:
+    encoder = tiny_model().encoder
+    records = parse_records({"data": verification_records(200, seed=5)}, max_records=1000)
+    fast = ColumnEncoder(encoder)(records)
+    assert fast.flags["C_CONTIGUOUS"] and fast.dtype == np.float64
+    np.testing.assert_array_equal(fast, encoder.transform_records(records))
+    assert np.isnan(fast).any()  # unseen categories are in the sample
 
 
 def test_served_model_labels_and_counts_unseen_categories() -> None:
