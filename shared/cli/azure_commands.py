@@ -1,0 +1,90 @@
+"""`bankops azure ...`: the Azure ML side from the terminal (publish the pipeline and schedule, fire it, endpoint ops)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from shared.cli.main import HomeOpt, app, console, friendly_errors
+from shared.config import load_settings
+
+azure_app = typer.Typer(help="Azure ML: pipeline, schedule, endpoint logs and keys (BANKOPS_BACKEND=azure settings).",
+                        no_args_is_help=True)
+app.add_typer(azure_app, name="azure")
+
+
+def _azure(home: Any) -> Any:
+    """The azure backend from settings, whatever BANKOPS_BACKEND says (these commands are about Azure)."""
+    from shared.bootstrap import bootstrap
+
+    return bootstrap(load_settings(home=home, backend="azure"))
+
+
+def _print(answer: Any) -> None:
+    console.print_json(json.dumps(answer))
+
+
+@azure_app.command("publish-pipeline")
+@friendly_errors
+def publish_pipeline(home: HomeOpt = None) -> None:
+    """Create or update the training pipeline and its daily JobSchedule (RETRAIN_SCHEDULE, UTC)."""
+    from shared.adapters.azure.trainer import publish_pipeline as publish
+
+    backend = _azure(home)
+    _print(publish(backend.ml_client, backend.settings))
+
+
+@azure_app.command("fire-pipeline")
+@friendly_errors
+def fire_pipeline(
+    dataset: Annotated[str | None, typer.Option(help="NAME[:VERSION] of a registered data asset (default: the newest).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Run the training pipeline now: an Azure ML pipeline job, or a POST to BANKOPS_PIPELINE_REST_URL when set."""
+    from shared.training.pipeline import TrainingRequest
+
+    backend = _azure(home)
+    s = backend.settings
+    if s.pipeline_rest_url:
+        from shared.adapters.azure.trainer import fire_rest
+
+        _print({"run_id": fire_rest(s.pipeline_rest_url, backend.credential, s.experiment_name), "via": "rest"})
+        return
+    name, _, version = (dataset or s.dataset_name).partition(":")
+    found = backend.datasets.get(name, int(version) if version else None)
+    submission = backend.trainer.train(TrainingRequest(dataset=found, metric=s.primary_metric, folds=s.cv_folds, reason="cli"))
+    _print({"run_id": submission.run_id, "dataset": submission.dataset, **submission.details})
+
+
+@azure_app.command("logs")
+@friendly_errors
+def logs(
+    model_version: Annotated[str, typer.Argument(help="The model version whose deployment to read.")],
+    lines: Annotated[int, typer.Option(help="How many lines.")] = 100,
+    container: Annotated[str | None, typer.Option(help="InferenceServer (default) or StorageInitializer.")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """The last log lines of a deployment's container."""
+    console.print(_azure(home).deployer.logs(model_version, lines, container), highlight=False, markup=False)
+
+
+@azure_app.command("keys")
+@friendly_errors
+def keys(
+    regenerate: Annotated[str | None, typer.Option(help="Regenerate this key first: primary or secondary.")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Show the endpoint's scoring URI and keys (regenerate one without downtime: clients use the other meanwhile)."""
+    deployer = _azure(home).deployer
+    if regenerate:
+        deployer.regenerate_key(regenerate)
+    _print({"scoring_uri": deployer.scoring_uri(), **deployer.keys()})
+
+
+@azure_app.command("retire")
+@friendly_errors
+def retire(home: HomeOpt = None) -> None:
+    """Delete deployments that have had no traffic for BANKOPS_DEPLOY_GRACE_MINUTES."""
+    _print({"deleted": _azure(home).deployer.retire_expired()})
