@@ -82,17 +82,18 @@ async def _run(plan: BenchPlan, progress: Progress | None) -> BenchResult:
     headers = {"Authorization": f"Bearer {plan.key}", "Content-Type": "application/json"}
     result = BenchResult(plan)
     url = plan.url.rstrip("/") + "/score"
-    limits = httpx.Limits(max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60.0) as client:
-        for _ in range(min(plan.warmup, plan.requests)):  # connections and caches warm, not counted
+    # One client (one keep-alive connection) per concurrent loop: a shared pool serializes on its lock.
+    clients = [httpx.AsyncClient(limits=httpx.Limits(max_connections=1), timeout=60.0) for _ in range(plan.concurrency)]
+    try:
+        for i in range(min(plan.warmup, plan.requests)):  # connections and caches warm, not counted
             try:
-                await client.post(url, content=body, headers=headers)
+                await clients[i % len(clients)].post(url, content=body, headers=headers)
             except httpx.HTTPError:
                 break
         task = progress.add_task("bench", total=plan.requests) if progress else None
         remaining = plan.requests
 
-        async def client_loop() -> None:
+        async def client_loop(client: httpx.AsyncClient) -> None:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
@@ -109,8 +110,11 @@ async def _run(plan: BenchPlan, progress: Progress | None) -> BenchResult:
                     progress.advance(task)
 
         started = time.perf_counter()
-        await asyncio.gather(*(client_loop() for _ in range(plan.concurrency)))
+        await asyncio.gather(*(client_loop(c) for c in clients))
         result.elapsed_s = time.perf_counter() - started
+    finally:
+        for c in clients:
+            await c.aclose()
     return result
 
 
