@@ -325,7 +325,7 @@ class FakeSchedules:
     def begin_create_or_update(self, schedule: JobSchedule) -> FakePoller:
         assert isinstance(schedule, JobSchedule), type(schedule)
         schedule._to_rest_object()  # the SDK's serialization validates trigger and job
-        schedule.is_enabled = True  # type: ignore[misc]
+        schedule._is_enabled = True  # the service enables a new schedule
         self.schedules[schedule.name] = schedule
         return FakePoller(lambda: schedule)
 

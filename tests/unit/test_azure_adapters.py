@@ -1,0 +1,258 @@
+"""The Azure adapters against the fakes of MLClient operations: the exact entities they build, and the
+step-by-step flows (blue/green deploy, RunCompleted -> register best child -> gate -> deploy) as Azure ML
+would report them. The shared behaviour is in tests/contract; this is what only Azure has.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from shared import schema
+from shared.adapters.azure.deployer import AzureDeployer, parse_answer
+from shared.adapters.azure.registry import AzureModelRegistry
+from shared.adapters.azure.trainer import AzureTrainer, cron5, fire_rest, publish_pipeline, rest_scope
+from shared.automation import control
+from shared.automation.handlers import CHAMPION, Automation
+from shared.automation.work_queue import WorkQueue
+from shared.automation.worker import Worker
+from shared.config import Settings, load_settings
+from shared.dataset_registration import register_dataset
+from shared.errors import BankopsError, InProgress, InvalidInput
+from shared.mlflow_model import example_frame
+from shared.training.pipeline import TrainingRequest
+from tests import samples
+from tests.automation_fakes import InMemoryDatastore
+from tests.azure_fakes import FakeMLClient
+from tests.contract.conftest import tiny_model
+from tests.fakes import InMemoryDatasetStore, InMemoryRunTracker
+
+
+class FakeCredential:
+    """Stands in for DefaultAzureCredential: hands out a fixed token per scope and records the scopes asked."""
+
+    def __init__(self) -> None:
+        self.scopes: list[str] = []
+
+    def get_token(self, scope: str) -> Any:
+        self.scopes.append(scope)
+        return type("Token", (), {"token": f"token-for-{scope}"})()
+
+
+@pytest.fixture
+def azure_settings(tmp_path: Path) -> Settings:
+    return load_settings(home=tmp_path / "home", azureml_max_nodes=6, automl_timeout_minutes=45, automl_onnx_compatible=True,
+                         azureml_compute="cpu-cluster-6")
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return samples.stratified_sample(400, seed=5)
+
+
+def _registry_with(fake: FakeMLClient, frame: pd.DataFrame, tmp_path: Path, n: int = 2) -> AzureModelRegistry:
+    registry = AzureModelRegistry(fake, "bankmarketing-classifier", runs=fake.runs, cache_dir=tmp_path / "cache")
+    example = example_frame(frame.drop(columns=[schema.TARGET]).head(2).to_dict("records"))
+    for c in (1.0, 0.05)[:n]:
+        registry.register(tiny_model(frame, c), run_id="r", metrics={"AUC_weighted": 0.9}, tags={"dataset": "bankmarketing:1"},
+                          input_example=example)
+    return registry
+
+
+class TestAutoMLPipeline:
+    def test_the_submitted_pipeline_holds_the_automl_job_with_every_setting(self, azure_settings: Settings) -> None:
+        fake = FakeMLClient()
+        dataset = register_dataset(InMemoryDatasetStore(), samples.csv_bytes(samples.stratified_sample(300)), name="bankmarketing").dataset
+        submission = AzureTrainer(fake, azure_settings).train(TrainingRequest(dataset=dataset, folds=5, reason="test"))
+        assert submission.model_version is None and submission.run_id == "bankops-job-1"
+        job = fake.jobs.submitted[0]
+        assert job.settings.default_compute == "cpu-cluster-6" and job.tags["dataset"] == "bankmarketing:1"
+        assert job.inputs["training_data"]._data.type == "mltable" and job.inputs["training_data"]._data.path == "azureml:bankmarketing:1"
+        step = job.jobs["step"] if "step" in job.jobs else next(iter(job.jobs.values()))
+        assert str(step.primary_metric).endswith("AUC_WEIGHTED") and step.target_column_name == "y"
+        assert step.n_cross_validations == 5
+        assert (step.limits.timeout_minutes, step.limits.max_concurrent_trials, step.limits.max_nodes) == (45, 6, 6)
+        assert step.limits.enable_early_termination is True
+        assert step.featurization.mode == "auto"
+        assert step.training.enable_onnx_compatible_models is True
+        rest = job._to_rest_object().as_dict()["properties"]
+        assert rest["outputs"]["best_model"]["jobOutputType"] == "mlflow_model"  # the best model leaves the pipeline as MLflow
+
+    def test_metrics_automl_cannot_optimise_are_refused(self, azure_settings: Settings) -> None:
+        dataset = register_dataset(InMemoryDatasetStore(), samples.csv_bytes(samples.stratified_sample(300)), name="b").dataset
+        with pytest.raises(InvalidInput, match="cannot optimise 'log_loss'"):
+            AzureTrainer(FakeMLClient(), azure_settings).train(TrainingRequest(dataset=dataset, metric="log_loss"))
+
+    def test_publish_creates_a_daily_schedule_on_the_newest_dataset(self, azure_settings: Settings) -> None:
+        fake = FakeMLClient()
+        answer = publish_pipeline(fake, azure_settings)
+        schedule = fake.schedules.schedules["bankops-daily-training"]
+        assert answer["cron"] == "0 2 * * *" and schedule.trigger.expression == "0 2 * * *"
+        assert schedule.create_job.inputs["training_data"]._data.path == "azureml:bankmarketing@latest"
+        assert cron5("0 30 4 * * 1-5") == "30 4 * * 1-5"
+        with pytest.raises(InvalidInput):
+            cron5("daily")
+
+    def test_fire_the_pipeline_through_a_rest_url_with_an_entra_token(self, azure_settings: Settings) -> None:
+        seen: list[httpx.Request] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, json={"Id": "run-77"})
+
+        url = "https://westeurope.api.azureml.ms/pipelines/v1.0/subscriptions/s/resourceGroups/g/providers/x/workspaces/w/PipelineRuns/PipelineSubmit/abc"
+        credential = FakeCredential()
+        http = httpx.Client(transport=httpx.MockTransport(answer))
+        assert fire_rest(url, credential, "bankmarketing", http=http) == "run-77"
+        assert seen[0].headers["Authorization"] == "Bearer token-for-https://management.azure.com/.default"
+        assert json.loads(seen[0].content) == {"ExperimentName": "bankmarketing"}
+        assert rest_scope("https://x.inference.ml.azure.com/jobs") == "https://ml.azure.com/.default"
+        settings = load_settings(home=azure_settings.home, pipeline_rest_url=url)
+        dataset = register_dataset(InMemoryDatasetStore(), samples.csv_bytes(samples.stratified_sample(300)), name="b").dataset
+        submission = AzureTrainer(FakeMLClient(), settings, credential=credential, http=http).train(TrainingRequest(dataset=dataset))
+        assert submission.run_id == "run-77" and submission.details == {"via": "rest"}
+
+
+class TestBlueGreen:
+    def test_each_step_builds_the_right_entity_and_traffic_moves_only_after_the_smoke_test(
+            self, frame: pd.DataFrame, tmp_path: Path) -> None:
+        fake = FakeMLClient()
+        deployer = AzureDeployer(fake, _registry_with(fake, frame, tmp_path), endpoint_name="bankops-scoring",
+                                 instance_type="Standard_DS3_v2", retry_after_s=7)
+        with pytest.raises(InProgress, match="creating endpoint") as step:
+            deployer.deploy("1")
+        assert step.value.retry_after_s == 7
+        endpoint = fake.online_endpoints.created[0]
+        assert (endpoint.name, endpoint.auth_mode) == ("bankops-scoring", "key")
+        with pytest.raises(InProgress, match="endpoint bankops-scoring is creating"):
+            deployer.deploy("1")
+        fake.settle()
+        with pytest.raises(InProgress, match="creating deployment model-v1"):
+            deployer.deploy("1")
+        created = fake.online_deployments.created[0]
+        assert created.app_insights_enabled is True and created.model == "azureml:bankmarketing-classifier:1"
+        assert (created.instance_type, created.instance_count, created.endpoint_name) == ("Standard_DS3_v2", 1, "bankops-scoring")
+        assert fake.online_endpoints.get("bankops-scoring").traffic == {}  # 0% while it provisions
+        fake.settle()
+        deployer.deploy("1")
+        _, header, body = fake.online_endpoints.invocations[0]
+        assert header == "model-v1" and body["input_data"]["columns"] == list(schema.FEATURES)
+        assert fake.online_endpoints.updates == [{"model-v1": 100}]  # the traffic moved after the smoke test
+
+    def test_the_old_deployment_is_retired_after_the_grace_period(self, frame: pd.DataFrame, tmp_path: Path) -> None:
+        fake = FakeMLClient()
+        now = [datetime(2026, 11, 27, 2, 0).timestamp()]
+        deployer = AzureDeployer(fake, _registry_with(fake, frame, tmp_path), endpoint_name="bankops-scoring", grace_minutes=60,
+                                 retry_after_s=0, clock=lambda: now[0])
+        for version in ("1", "2"):
+            for _ in range(4):
+                try:
+                    deployer.deploy(version)
+                    break
+                except InProgress:
+                    fake.settle()
+        endpoint = fake.online_endpoints.get("bankops-scoring")
+        assert endpoint.traffic == {"model-v1": 0, "model-v2": 100}
+        assert endpoint.tags["retired.model-v1"] == "2026-11-27T02:00:00+00:00"
+        now[0] += 59 * 60
+        assert deployer.retire_expired() == [] and "model-v1" not in fake.online_deployments.deleted
+        now[0] += 2 * 60
+        assert deployer.retire_expired() == ["model-v1"]
+        assert fake.online_deployments.deleted == ["model-v1"] and deployer.current() == "2"
+
+    def test_a_bad_answer_deletes_the_new_deployment_and_the_old_keeps_serving(self, frame: pd.DataFrame, tmp_path: Path) -> None:
+        fake = FakeMLClient()
+        deployer = AzureDeployer(fake, _registry_with(fake, frame, tmp_path), endpoint_name="bankops-scoring", retry_after_s=0)
+        for version, broken in (("1", False), ("2", True)):
+            if broken:
+                fake.online_deployments.answers["model-v2"] = json.dumps(["maybe", "maybe"])
+            for _ in range(4):
+                try:
+                    deployer.deploy(version)
+                    break
+                except InProgress:
+                    fake.settle()
+                except BankopsError as exc:
+                    assert "failed its smoke test before taking traffic" in exc.message and "v1 keeps serving" in exc.message
+                    break
+        assert deployer.current() == "1" and fake.online_deployments.deleted == ["model-v2"]
+
+    def test_a_failed_provisioning_reports_the_logs(self, frame: pd.DataFrame, tmp_path: Path) -> None:
+        fake = FakeMLClient()
+        fake.online_deployments.fail.add("model-v1")
+        deployer = AzureDeployer(fake, _registry_with(fake, frame, tmp_path, n=1), endpoint_name="bankops-scoring", retry_after_s=0)
+        with pytest.raises(BankopsError, match=r"(?s)deployment model-v1 failed.*InferenceServer"):
+            for _ in range(4):
+                try:
+                    deployer.deploy("1")
+                except InProgress:
+                    fake.settle()
+        assert deployer.current() is None
+
+    def test_keys_and_logs(self, frame: pd.DataFrame, tmp_path: Path) -> None:
+        fake = FakeMLClient()
+        deployer = AzureDeployer(fake, _registry_with(fake, frame, tmp_path, n=1), endpoint_name="bankops-scoring", retry_after_s=0)
+        for _ in range(4):
+            try:
+                deployer.deploy("1")
+                break
+            except InProgress:
+                fake.settle()
+        assert deployer.keys() == {"primary": "primary-0", "secondary": "secondary-0"}
+        deployer.regenerate_key("secondary")
+        assert deployer.keys()["secondary"] == "secondary-1" and deployer.keys()["primary"] == "primary-0"
+        assert "model-v1: Succeeded" in deployer.logs("1", 10)
+        with pytest.raises(BankopsError):
+            deployer.regenerate_key("tertiary")
+
+    def test_answers_of_every_scoring_shape_are_read(self) -> None:
+        assert parse_answer('["yes", "no"]') == (["yes", "no"], None)
+        assert parse_answer('{"predictions": [{"prediction": "no", "probability_yes": 0.1}]}') == (["no"], [0.1])
+        assert parse_answer(json.dumps(json.dumps({"result": ["yes"]}))) == (["yes"], None)
+
+
+def test_run_completed_registers_the_best_child_then_deploys_step_by_step(frame: pd.DataFrame, tmp_path: Path) -> None:
+    """An Azure ML RunCompleted event, end to end through the real queue and worker with the azure adapters."""
+    from tests.contract.test_trainer_contract import automl_output
+
+    fake = FakeMLClient()
+    datasets = InMemoryDatasetStore()
+    dataset = register_dataset(datasets, samples.csv_bytes(samples.stratified_sample(600, seed=2)), name="bankmarketing").dataset
+    registry = AzureModelRegistry(fake, "bankmarketing-classifier", runs=fake.runs, cache_dir=tmp_path / "cache")
+    settings = load_settings(home=tmp_path / "home")
+    auto = Automation(settings=settings, datasets=datasets, registry=registry, tracker=InMemoryRunTracker(),
+                      datastore=InMemoryDatastore(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0),
+                      deployer=AzureDeployer(fake, registry, endpoint_name="bankops-scoring", retry_after_s=0),
+                      trainer=AzureTrainer(fake, settings))
+    control.retrain(auto, None)
+    job = Worker(auto).run_once("training")
+    assert job is not None and job.result["outcome"] == "submitted"
+    frame_600 = pd.read_csv(io.BytesIO(datasets.read(dataset)))
+    automl_run = fake.complete_automl(job.result["run_id"], automl_output(frame_600, tmp_path / "out" / "mlflow-model"),
+                                      {"AUC_weighted": 0.93, "accuracy": 0.91})
+    event = {"id": "ev-1", "eventType": "Microsoft.MachineLearningServices.RunCompleted",
+             "subject": f"experiments/e/runs/{automl_run}",
+             "data": {"runId": automl_run, "runType": "automl", "experimentName": "bankmarketing", "runProperties": {}}}
+    assert control.events(auto, [event]) == {"accepted": ["ev-1"], "ignored": []}
+    assert control.events(auto, [event]) == {"accepted": [], "ignored": ["ev-1"]}  # at-least-once delivery
+    worker, steps = Worker(auto), 0
+    while (result := worker.run_once("control")) is not None and result.status == "queued":
+        steps += 1
+        assert result.result["progress"].startswith("creating")  # deferred, not failed: no attempt used
+        fake.settle()
+    assert result is not None and result.status == "done" and result.result["outcome"] == "deployed", result
+    assert steps == 2  # endpoint, then deployment
+    model = registry.get("1")
+    assert model.tags["pipeline_run"] == automl_run and model.tags["best_child_run"] == f"{automl_run}_3"
+    assert model.tags["dataset"] == "bankmarketing:1" and model.metrics["AUC_weighted"] == pytest.approx(0.93)
+    assert fake.models.created[0].path == f"azureml://jobs/{automl_run}_3/outputs/artifacts/outputs/mlflow-model/"
+    assert registry.alias(CHAMPION).version == "1"  # type: ignore[union-attr]
+    assert auto.deployer.current() == "1"
+    assert registry.register_from_run(automl_run).version == "1"  # asked again: the same version
