@@ -20,7 +20,6 @@ import numpy as np
 import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from shared.errors import InvalidInput
 from shared.serving.contract import EXAMPLE_RECORDS
@@ -139,12 +138,11 @@ def _event_loop_run(main: Coroutine[Any, Any, BenchResult]) -> BenchResult:
 
 def print_result(result: BenchResult, console: Console) -> None:
     p = result.plan
-    table = Table("requests", "concurrency", "records/request", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "failed",
-                  title=f"POST {p.url}/score")
-    table.add_row(f"{result.completed + result.failed:,}", str(p.concurrency), str(p.records), f"{result.rps:,.0f}",
-                  f"{result.percentile(50):.2f}", f"{result.percentile(95):.2f}", f"{result.percentile(99):.2f}",
-                  f"{max(result.latencies_ms, default=float('nan')):.2f}", str(result.failed))
-    console.print(table)
+    console.print(f"POST {p.url}/score · {result.completed + result.failed:,} requests · concurrency {p.concurrency} · "
+                  f"{p.records} record(s) per request", soft_wrap=True, highlight=False)
+    console.print(f"  {result.rps:,.0f} req/s · p50 {result.percentile(50):.2f} ms · p95 {result.percentile(95):.2f} ms · "
+                  f"p99 {result.percentile(99):.2f} ms · max {max(result.latencies_ms, default=float('nan')):.2f} ms · "
+                  f"failed {result.failed}", soft_wrap=True, highlight=False)
 
 
 def save_histogram(result: BenchResult, path: Path) -> Path:

@@ -142,6 +142,7 @@ def record_schema() -> dict[str, Any]:
         kind = schema.kind_of(name)
         prop["description"] = {"integer": "integer", "float": "finite number",
                                "categorical": "category (a value never seen in training is scored and counted)"}[kind]
+        prop["example"] = EXAMPLE_RECORDS[0][name]
     record["title"] = "Record"
     record["description"] = "One client: the 20 input features of the UCI bank marketing data, all required."
     return record
