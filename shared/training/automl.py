@@ -37,8 +37,9 @@ class AutoMLResult:
 
 
 def candidates(search: SearchResult, per_learner: int = TOP_PER_LEARNER, portfolio: bool = True) -> list[Candidate]:
-    """What the blend tries, in order: the first portfolio config, the best searched config, the
-    rest of the portfolio, the best searched config of the other learners, then the runners-up."""
+    """What the blend tries, in order: the best searched config (its time is known, so small
+    budgets get the search's winner), the portfolio, the best searched config of the other
+    learners, then the runners-up."""
     top = search.top_trials(per_learner)
     if not top:  # no trial log: fall back to FLAML's best config per learner
         top = [Trial(0, name, search.best_config[name], search.best_score[name], 0.0, 0.0) for name in search.ranked_learners()]
@@ -50,7 +51,7 @@ def candidates(search: SearchResult, per_learner: int = TOP_PER_LEARNER, portfol
             Candidate(name, trial.learner, trial.config, expected_s=trial.train_time_s or None))
         seen.add(trial.learner)
     extra = [Candidate(f"{learner}-fixed", learner, params, native=True) for learner, params in PORTFOLIO] if portfolio else []
-    return extra[:1] + firsts[:1] + extra[1:] + firsts[1:] + seconds
+    return firsts[:1] + extra + firsts[1:] + seconds
 
 
 def run_automl(
