@@ -253,7 +253,7 @@ class LocalHost:
             "control_plane": self.endpoints.control_url,
             "serving_version": self.auto.deployer.current(),
             "next_retrain": self._next_schedule(),
-            "incoming": str(s.paths.incoming),
+            "incoming": str(s.paths.incoming) if s.datastore == "local" else f"the 'incoming' blob container ({s.datastore})",
             "mlflow_ui": f"mlflow ui --backend-store-uri {s.paths.tracking_uri}",
         }
 

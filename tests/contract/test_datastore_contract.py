@@ -69,3 +69,25 @@ def test_missing_files_and_bad_names(store: Datastore) -> None:
     for name in ("", "../a.csv", "dir/a.csv", ".partial.csv"):
         with pytest.raises(InvalidInput, match="invalid file name"):
             store.write("incoming", name, b"")
+
+
+def test_the_local_host_can_use_azurite(tmp_path: Path, blob_service: Any, azurite_port: int) -> None:
+    """BANKOPS_DATASTORE=azurite: the watcher sees a blob in `incoming` and the handler registers it, as with folders."""
+    from shared.adapters.azure.datastore import azurite_connection_string
+    from shared.automation.watcher import IncomingWatcher
+    from shared.automation.worker import Worker
+    from shared.bootstrap import build_automation
+    from shared.config import load_settings
+    from tests import samples
+
+    settings = load_settings(home=tmp_path / "home", datastore="azurite",
+                             storage_connection_string=azurite_connection_string(azurite_port))
+    auto = build_automation(settings)
+    assert isinstance(auto.datastore, BlobDatastore)
+    auto.datastore.write("incoming", "new.csv", samples.csv_bytes(samples.stratified_sample(300, seed=4)))
+    watcher = IncomingWatcher(auto)
+    assert (watcher.poll(), watcher.poll()) == (0, 1)
+    job = Worker(auto).run_once("control")
+    assert job is not None and job.result["outcome"] == "registered"
+    assert [b.name for b in auto.datastore.list("processed")] == ["new.csv"]
+    assert [v.rows for v in auto.datasets.list()] == [300]
