@@ -178,17 +178,21 @@ class AzureModelRegistry:
         return self._cache[version]
 
     def set_alias(self, alias: str, version: str) -> None:
-        for model in self._models():
+        """Tag the new holder first, then untag the others: the alias is never missing in between."""
+        self.get(version)
+        key = f"{ALIAS_TAG}{alias}"
+        models = self._models()
+        for model in sorted(models, key=lambda m: str(m.version) != str(version)):
             tags = dict(model.tags or {})
-            holds = f"{ALIAS_TAG}{alias}" in tags
-            if holds != (str(model.version) == str(version)):
-                if holds:
-                    tags.pop(f"{ALIAS_TAG}{alias}")
-                else:
-                    tags[f"{ALIAS_TAG}{alias}"] = "true"
-                model.tags = tags
-                self.ml.models.create_or_update(model)
+            if (key in tags) == (str(model.version) == str(version)):
+                continue
+            if key in tags:
+                tags.pop(key)
+            else:
+                tags[key] = "true"
+            model.tags = tags
+            self.ml.models.create_or_update(model)
 
     def alias(self, alias: str) -> ModelVersion | None:
         holders = [m for m in self._models() if f"{ALIAS_TAG}{alias}" in (m.tags or {})]
-        return self._version(holders[-1]) if holders else None
+        return self._version(holders[-1]) if holders else None  # mid-move two hold it for a moment
