@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -200,6 +200,19 @@ class Datastore(Protocol):
 
     def move(self, container: str, name: str, to_container: str) -> BlobInfo:
         """Move a file to another container (same name), e.g. into quarantine."""
+        ...
+
+
+@runtime_checkable
+class StreamingDatastore(Protocol):
+    """A Datastore that can also stream a file in and out (batch scoring of files larger than memory)."""
+
+    def open_read(self, container: str, name: str) -> BinaryIO:
+        """The file as a readable binary stream. Raises NotFound."""
+        ...
+
+    def write_from(self, container: str, name: str, source: BinaryIO) -> BlobInfo:
+        """Write a whole file from a stream, atomically (readers never see part of it)."""
         ...
 
 

@@ -58,6 +58,10 @@ def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]
         "recent_jobs": [{"Id": j.job_id, "kind": j.kind, "status": j.status, "updated_at": j.updated_at,
                          "outcome": j.result.get("outcome"), "reason": j.result.get("reason") or j.result.get("gate"),
                          "error": j.error or None} for j in recent],
+        "batch_runs": [{"Id": j.job_id, "status": j.status, "updated_at": j.updated_at, "error": j.error or None,
+                        **{k: j.result.get(k) for k in ("outcome", "input", "output", "rows_read", "rows_scored", "rows_rejected",
+                                                        "model_version", "input_sha256", "duration_s", "run_id")}}
+                       for j in auto.queue.recent(10, kind="BatchArrived")],
         "dead_letters": [{"Id": j.job_id, "kind": j.kind, "error": j.error} for j in auto.queue.recent(50) if j.status == "dead"],
     }
 

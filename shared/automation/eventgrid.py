@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.automation.messages import DataArrived, Message, RunCompleted
+from shared.automation.messages import BatchArrived, DataArrived, Message, RunCompleted
 from shared.errors import InvalidInput
 
 log = logging.getLogger("bankops.events")
@@ -21,6 +21,7 @@ BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 RUN_COMPLETED = "Microsoft.MachineLearningServices.RunCompleted"
 FINISHING_APIS = {"PutBlob", "PutBlockList", "CopyBlob", "FlushWithClose", "PutBlobFromUrl"}
 INCOMING = "incoming"
+BATCH = "batch"
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,12 @@ def to_message(event: Envelope) -> tuple[Message, str] | None:
     if event.type == BLOB_CREATED:
         api = str(event.data.get("api", "PutBlob"))
         container, name = blob_path(event.subject, str(event.data.get("url", "")))
-        if container != INCOMING or api not in FINISHING_APIS:
+        if container not in (INCOMING, BATCH) or api not in FINISHING_APIS:
             log.info("ignored %s %s/%s (api %s)", event.type, container, name, api)
             return None
         etag = str(event.data.get("eTag", ""))
-        message = DataArrived(blob=f"{container}/{name}", etag=etag, sequencer=str(event.data.get("sequencer", "")), api=api)
+        arrival = BatchArrived if container == BATCH else DataArrived
+        message = arrival(blob=f"{container}/{name}", etag=etag, sequencer=str(event.data.get("sequencer", "")), api=api)
         return message, f"blob:{container}/{name}:{etag}"
     if event.type == RUN_COMPLETED:
         props = event.data.get("runProperties") or {}

@@ -17,6 +17,7 @@ import pandas as pd
 from shared.adapters.local.trainer import LocalTrainer
 from shared.automation.gate import decide
 from shared.automation.messages import (
+    BatchArrived,
     DataArrived,
     Deploy,
     Message,
@@ -25,6 +26,8 @@ from shared.automation.messages import (
     RunCompleted,
 )
 from shared.automation.work_queue import WorkQueue
+from shared.batch.blob import score_blob
+from shared.batch.scorer import BatchModel
 from shared.config import Settings, split_columns
 from shared.data_validation import validate_csv
 from shared.dataset_registration import load_frame, register_dataset
@@ -216,8 +219,29 @@ def on_rollback(auto: Automation, command: Rollback) -> dict[str, Any]:
     return result
 
 
+def on_batch_arrived(auto: Automation, event: BatchArrived) -> dict[str, Any]:
+    """Score a client list dropped into `batch` with the champion; a file with the wrong columns is quarantined."""
+    container, _, name = event.blob.partition("/")
+    current = auto.datastore.info(container, name)
+    if current is None or current.etag != event.etag:
+        return {"outcome": "ignored", "reason": f"{event.blob} is gone or changed since this event"}
+    champion = auto.registry.alias(CHAMPION)
+    if champion is None:
+        raise NotFound(f"there is no champion to score {event.blob} with yet; train one, then drop the file again")
+    try:
+        run = score_blob(auto.datastore, auto.tracker, BatchModel.load(auto.registry, champion.version), container, name)
+    except InvalidDataset as error:
+        moved = auto.datastore.move(container, name, "quarantine")
+        reason = f"{event.blob} was not scored.\n\n{error}\n\nFix the file and drop it into batch/ again.\n"
+        auto.datastore.write("quarantine", f"{moved.name}.reason.txt", reason.encode())
+        return {"outcome": "quarantined", "reason": str(error)}
+    auto.on_event("batch_scored", {"blob": event.blob, "rows": run.summary.rows_scored})
+    return {"outcome": "scored", **run.as_dict()}
+
+
 HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {
     DataArrived.kind: on_data_arrived,
+    BatchArrived.kind: on_batch_arrived,
     RequestTraining.kind: on_request_training,
     RunCompleted.kind: on_run_completed,
     Deploy.kind: on_deploy,

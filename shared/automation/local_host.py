@@ -197,6 +197,7 @@ class LocalHost:
         auto.deployer = HostDeployer(auto.deployer, self.scoring)
         self.worker = Worker(auto)
         self.watcher = IncomingWatcher(auto)
+        self.batch_watcher = IncomingWatcher(auto, container="batch")
         self.schedule = RetrainSchedule(s.retrain_schedule, s.paths.root / "scheduler.db",
                                         lambda: request_training(auto, "timer"))
         app = create_control_app(auto, key_ok=self._function_key_ok, next_schedule=self._next_schedule)
@@ -228,6 +229,7 @@ class LocalHost:
             raise BackendUnavailable(f"the control plane could not listen on {self.endpoints.control_url}: is the port in use?")
         self.worker.start()
         self.watcher.start()
+        self.batch_watcher.start()
         self.schedule.start()
         return "serving" if champion else "training"
 
@@ -260,6 +262,7 @@ class LocalHost:
     def stop(self) -> None:
         self.schedule.stop()
         self.watcher.stop()
+        self.batch_watcher.stop()
         self.worker.stop()
         self.control.should_exit = True
         self.control_thread.join(10)

@@ -38,6 +38,17 @@ class DataArrived(Message):
 
 
 @dataclass(frozen=True)
+class BatchArrived(Message):
+    """A client list landed in the `batch` area: score it with the champion into `predictions`."""
+
+    kind: ClassVar[str] = "BatchArrived"
+    blob: str  # e.g. "batch/clients.csv"
+    etag: str
+    sequencer: str = ""
+    api: str = "PutBlob"
+
+
+@dataclass(frozen=True)
 class RequestTraining(Message):
     """Train on a dataset version (default: the newest). Concurrent requests collapse into one run."""
 
@@ -75,7 +86,7 @@ class Rollback(Message):
 
 
 MESSAGES: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (DataArrived, RequestTraining, RunCompleted, Deploy, Rollback)
+    cls.kind: cls for cls in (DataArrived, BatchArrived, RequestTraining, RunCompleted, Deploy, Rollback)
 }
 
 

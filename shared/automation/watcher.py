@@ -10,7 +10,7 @@ import logging
 import threading
 
 from shared.automation.handlers import Automation, accept_event
-from shared.automation.messages import DataArrived
+from shared.automation.messages import BatchArrived, DataArrived
 
 log = logging.getLogger("bankops.watcher")
 
@@ -30,7 +30,8 @@ class IncomingWatcher:
             seen[blob.name] = blob.etag
             if self._last.get(blob.name) != blob.etag:
                 continue  # new or still changing: look again next time
-            message = DataArrived(blob=f"{self.container}/{blob.name}", etag=blob.etag, sequencer=blob.etag, api="PutBlob")
+            arrival = BatchArrived if self.container == "batch" else DataArrived
+            message = arrival(blob=f"{self.container}/{blob.name}", etag=blob.etag, sequencer=blob.etag, api="PutBlob")
             if accept_event(self.auto, message, f"blob:{message.blob}:{blob.etag}"):
                 log.info("new file %s queued", message.blob)
                 queued += 1
@@ -45,7 +46,7 @@ class IncomingWatcher:
                 log.exception("scanning %s failed", self.container)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="incoming-watcher", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"{self.container}-watcher", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

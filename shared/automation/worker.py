@@ -16,7 +16,7 @@ from shared.automation.work_queue import Job
 from shared.errors import BankopsError, InProgress
 
 log = logging.getLogger("bankops.worker")
-LANES = ("training", "control")
+LANES = ("training", "control", "batch")
 
 
 class Worker:

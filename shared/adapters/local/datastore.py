@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from shared.atomic_files import write_atomically
 from shared.errors import InvalidInput, NotFound
@@ -55,6 +57,25 @@ class LocalDatastore:
     def write(self, container: str, name: str, data: bytes) -> BlobInfo:
         path = self._path(container, name)
         write_atomically(path, data)
+        return self._info(container, path)
+
+    def open_read(self, container: str, name: str) -> BinaryIO:
+        try:
+            return open(self._path(container, name), "rb")
+        except FileNotFoundError as exc:
+            raise NotFound(f"{container}/{name} does not exist") from exc
+
+    def write_from(self, container: str, name: str, source: BinaryIO) -> BlobInfo:
+        path = self._path(container, name)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                shutil.copyfileobj(source, fh, 4 << 20)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
         return self._info(container, path)
 
     def move(self, container: str, name: str, to_container: str) -> BlobInfo:
