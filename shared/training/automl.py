@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from shared.errors import InvalidInput
 from shared.model import Member
 from shared.training.ensemble import Blend, Candidate, build_blend
 from shared.training.evaluate import scorer
-from shared.training.learners import LEARNERS, PORTFOLIO
+from shared.training.learners import LEARNERS, PORTFOLIO, SEARCHED
 from shared.training.search import SearchResult, Trial, run_search
 
 TOP_PER_LEARNER = 2  # searched configs per learner offered to the blend
@@ -36,7 +37,8 @@ class AutoMLResult:
         return self.search.trials
 
 
-def candidates(search: SearchResult, per_learner: int = TOP_PER_LEARNER, portfolio: bool = True) -> list[Candidate]:
+def candidates(search: SearchResult, per_learner: int = TOP_PER_LEARNER, portfolio: bool = True,
+               learners: tuple[str, ...] = LEARNERS) -> list[Candidate]:
     """What the blend tries, in order: the best searched config (its time is known, so small
     budgets get the search's winner), the portfolio, the best searched config of the other
     learners, then the runners-up."""
@@ -50,7 +52,7 @@ def candidates(search: SearchResult, per_learner: int = TOP_PER_LEARNER, portfol
         (seconds if trial.learner in seen else firsts).append(
             Candidate(name, trial.learner, trial.config, expected_s=trial.train_time_s or None))
         seen.add(trial.learner)
-    extra = [Candidate(f"{learner}-fixed", learner, params, native=True) for learner, params in PORTFOLIO] if portfolio else []
+    extra = [Candidate(f"{name}-fixed", name, params, native=True) for name, params in PORTFOLIO if portfolio and name in learners]
     return firsts[:1] + extra + firsts[1:] + seconds
 
 
@@ -74,14 +76,17 @@ def run_automl(
 ) -> AutoMLResult:
     """Search for `search_share` of the budget (counted from `started`, time.monotonic()), then
     blend until the budget ends."""
+    searched = tuple(name for name in learners if name in SEARCHED)
+    if not searched:
+        raise InvalidInput(f"the search needs at least one of: {', '.join(SEARCHED)} (got {', '.join(learners)})")
     search_budget = max(1.0, budget_s * search_share - (time.monotonic() - started))
     on_search_started(search_budget)
     search_started = time.monotonic()
     result = run_search(pd.DataFrame(x, columns=columns), y, budget_s=search_budget, metric=metric, folds=folds,
-                        seed=seed, learners=learners, on_trial=on_trial)
+                        seed=seed, learners=searched, on_trial=on_trial)
     on_search_done(result)
     blend_started = time.monotonic()
-    blend = build_blend(candidates(result, per_learner, portfolio), x, y, score=scorer(metric), folds=folds, seed=seed,
+    blend = build_blend(candidates(result, per_learner, portfolio, learners), x, y, score=scorer(metric), folds=folds, seed=seed,
                         deadline=started + budget_s)
     best = result.ranked_learners()[0]
     return AutoMLResult(members=blend.members, search=result, blend=blend, cv_score=result.best_score[best],

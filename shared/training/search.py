@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import InvalidInput
-from shared.training.learners import LEARNERS
+from shared.training.learners import SEARCHED
 
 # Our (Azure ML) metric names -> FLAML's, and whether greater is better.
 METRICS: dict[str, tuple[str, bool]] = {
@@ -146,7 +146,7 @@ def run_search(
     metric: str = "AUC_weighted",
     folds: int = 5,
     seed: int = 42,
-    learners: tuple[str, ...] = LEARNERS,
+    learners: tuple[str, ...] = SEARCHED,
     on_trial: Callable[[Trial], None] = lambda _t: None,
 ) -> SearchResult:
     """Search configs of `learners` for at most `budget_s` seconds, scoring each by k-fold CV."""
