@@ -85,19 +85,22 @@ class _Output:
         self.ranking = TopK(options.top) if options.top else None
         self.read = self.scored = self.rejected = self.written = 0
 
-    def _reject(self, items: list[tuple[int, str, str]]) -> None:
+    def _reject(self, items: list[tuple[int, str]]) -> None:
+        """Write (line, CSV row) pairs in line order."""
         if self.rejects is not None and items:
             if self.rejected == 0:
                 self.rejects.write(self.rejects_header)
-            self.rejects.write("".join(f"{csv_line([line, reason])[:-1]},{text}\n" for line, reason, text in items).encode())
+            self.rejects.write("".join(row for _, row in sorted(items)).encode())
         self.rejected += len(items)
 
     def emit(self, item: _Prepared, p: np.ndarray, bytes_read: int) -> None:
         chunk, checked, rows = item.chunk, item.checked, item.rows
         self.read += int((~checked.blank).sum()) + len(chunk.bad_lines)
         bad = sorted(checked.problems)
-        self._reject(sorted([(b.line, b.reason, b.text) for b in chunk.bad_lines]
-                            + [(int(chunk.lines[r]), checked.reason(r), chunk.text[r].as_py()) for r in bad]))
+        # a well-formed row passes through as it is; a malformed line is written field by field, quoted
+        self._reject([(b.line, csv_line([b.line, b.reason, *b.fields])) for b in chunk.bad_lines]
+                     + [(int(chunk.lines[r]), f"{csv_line([chunk.lines[r], checked.reason(r)])[:-1]},{chunk.text[r].as_py()}\n")
+                        for r in bad])
         self.scored += rows.size
         if rows.size:
             text = chunk.text if rows.size == len(chunk.text) else chunk.text.take(pa.array(rows))

@@ -27,11 +27,11 @@ OUTPUT_COLUMNS = ("prediction", "probability_yes", "model_version")
 
 @dataclass(frozen=True)
 class BadLine:
-    """A line that is not a row of the header's shape: its number, why, and its text."""
+    """A line that is not a row of the header's shape: its number, why, and its fields as read."""
 
     line: int
     reason: str
-    text: str
+    fields: list[str]
 
 
 @dataclass
@@ -122,10 +122,10 @@ class CsvChunks:
         lines = piece.count(b"\n") + (0 if piece.endswith(b"\n") else 1)
         try:
             table = self._arrow(piece, invalid)
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            table = None
-        if table is not None and not invalid and table.num_rows == lines:
-            return Chunk(table, np.arange(first_line, first_line + lines, dtype=np.int64), _texts(piece.split(b"\n")[:lines]))
+            if not invalid and table.num_rows == lines:
+                return Chunk(table, np.arange(first_line, first_line + lines, dtype=np.int64), _texts(piece.split(b"\n")[:lines]))
+        except pa.ArrowInvalid:  # bytes that are not UTF-8
+            pass
         return self._parse_line_by_line(piece, first_line)
 
     def _parse_line_by_line(self, piece: bytes, first_line: int) -> Chunk:
@@ -140,11 +140,11 @@ class CsvChunks:
                 text = raw.decode("utf-8").rstrip("\r")
             except UnicodeDecodeError as exc:
                 bad.append(BadLine(line, f"not UTF-8 text ({exc.reason} at byte {exc.start}): save the file as UTF-8",
-                                   raw.decode("utf-8", "replace").rstrip("\r")))
+                                   [raw.decode("utf-8", "replace").rstrip("\r")]))
                 continue
             fields = next(csv.reader([text]), [])
             if text.strip() and len(fields) != width:
-                bad.append(BadLine(line, f"the line has {len(fields)} field(s); the header has {width}", text))
+                bad.append(BadLine(line, f"the line has {len(fields)} field(s); the header has {width}", fields))
                 continue
             good.append(raw)
             numbers.append(line)
