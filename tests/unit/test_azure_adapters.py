@@ -256,3 +256,24 @@ def test_run_completed_registers_the_best_child_then_deploys_step_by_step(frame:
     assert registry.alias(CHAMPION).version == "1"  # type: ignore[union-attr]
     assert auto.deployer.current() == "1"
     assert registry.register_from_run(automl_run).version == "1"  # asked again: the same version
+
+
+def test_bootstrap_builds_the_azure_adapters_on_the_given_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from shared.adapters.azure.deployer import AzureDeployer as Deployer
+    from shared.adapters.azure.tracking import WorkspaceRuns
+    from shared.bootstrap import AzureBackend, bootstrap
+
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    fake, credential = FakeMLClient(), FakeCredential()
+    backend = bootstrap(load_settings(home=tmp_path / "home", backend="azure", datastore="azure",
+                                      endpoint_name="bankops-x"), ml_client=fake, credential=credential)
+    assert isinstance(backend, AzureBackend)
+    assert isinstance(backend.trainer, AzureTrainer) and isinstance(backend.deployer, Deployer)
+    assert backend.deployer.endpoint_name == "bankops-x"
+    registry = backend.registry
+    assert isinstance(registry, AzureModelRegistry) and isinstance(registry.runs, WorkspaceRuns)
+    client = registry.runs._fresh()
+    assert client.tracking_uri.startswith("https://westeurope.api.azureml.ms/mlflow/")
+    assert os.environ["MLFLOW_TRACKING_TOKEN"] == "token-for-https://management.azure.com/.default"
