@@ -1,0 +1,123 @@
+"""Batch scoring on the real local backend: a model in the MLflow registry, `bankops batch-score`, the batch/ folder."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from shared.automation import control
+from shared.automation.handlers import CHAMPION
+from shared.automation.watcher import IncomingWatcher
+from shared.automation.worker import Worker
+from shared.bootstrap import Backend, bootstrap, build_automation
+from shared.cli.main import app
+from shared.config import Settings, load_settings
+from shared.mlflow_model import example_frame
+from shared.serving.contract import EXAMPLE_RECORDS
+from tests import samples
+from tests.batch_samples import clients, tiny_model
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Registered:
+    settings: Settings
+    backend: Backend
+    version: str
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registered]:
+    tmp = tmp_path_factory.mktemp("batch")
+    home = tmp / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BANKOPS_SETTINGS_FILE", str(tmp / "absent.json"))
+        uri = f"sqlite:///{home.resolve()}/mlflow.db"
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_REGISTRY_URI", uri)
+        settings = load_settings(home=home)
+        backend = bootstrap(settings)
+        with backend.tracker.run("training", tags={"bankops.kind": "pipeline"}) as run_id:
+            version = backend.registry.register(tiny_model(), run_id=run_id, metrics={}, tags={},
+                                                input_example=example_frame(EXAMPLE_RECORDS)).version
+        backend.registry.set_alias(CHAMPION, version)
+        try:
+            yield Registered(settings, backend, version)
+        finally:
+            while mlflow.active_run() is not None:
+                mlflow.end_run()
+            mlflow.set_tracking_uri(None)
+            mlflow.set_registry_uri(None)
+
+
+def test_the_cli_output_equals_the_mlflow_model_on_every_row(registered: Registered, tmp_path: Path) -> None:
+    frame = clients(4000, seed=31)
+    frame.loc[100, "pdays"] = "soon"
+    source, output = tmp_path / "clients.csv", tmp_path / "ranked.csv"
+    source.write_bytes(samples.csv_bytes(frame))
+    result = CliRunner().invoke(app, ["batch-score", str(source), "-o", str(output), "--home", str(registered.settings.home)])
+    assert result.exit_code == 0, result.output
+    assert "read 4,000 rows · scored 3,999 · rejected 1" in " ".join(result.output.split())
+    out = pd.read_csv(output, dtype={"client_id": str})
+    kept = frame.drop(index=[100]).reset_index(drop=True)
+    assert out["client_id"].tolist() == kept["client_id"].tolist()
+
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{registered.settings.model_name}/{registered.version}")
+    typed = example_frame(kept[list(example_frame(EXAMPLE_RECORDS).columns)].to_dict("records"))
+    reference = pyfunc.predict(typed)
+    np.testing.assert_allclose(out["probability_yes"], reference["probability_yes"], rtol=0, atol=1e-9)
+    assert out["prediction"].tolist() == reference["prediction"].tolist()
+    assert set(out["model_version"].astype(str)) == {registered.version}
+    rejects = pd.read_csv(tmp_path / "ranked.rejects.csv", dtype=str)
+    assert rejects["line"].tolist() == ["102"] and "column 'pdays' must be an integer" in rejects["reason"][0]
+
+    listed = CliRunner().invoke(app, ["batch-runs", "--home", str(registered.settings.home)])
+    assert listed.exit_code == 0 and "4,000" in listed.output
+
+
+def test_a_wrong_column_file_fails_with_a_clear_error_and_leaves_nothing(registered: Registered, tmp_path: Path) -> None:
+    source = tmp_path / "clients.csv"
+    source.write_bytes(samples.csv_bytes(clients(20).drop(columns=["job"])))
+    result = CliRunner().invoke(app, ["batch-score", str(source), "-o", str(tmp_path / "out.csv"),
+                                      "--home", str(registered.settings.home)])
+    assert result.exit_code == 2
+    assert "missing column(s): job" in " ".join(result.output.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clients.csv"]
+
+
+def test_a_file_dropped_into_the_batch_folder_is_scored_and_shows_in_status(registered: Registered) -> None:
+    auto = build_automation(registered.settings)
+    frame = clients(500, seed=32)
+    (registered.settings.paths.datastore / "batch" / "june.csv").write_bytes(samples.csv_bytes(frame))
+    watcher = IncomingWatcher(auto, container="batch")
+    watcher.poll()
+    assert watcher.poll() == 1
+    job = Worker(auto).run_once("batch")
+    assert job is not None and job.status == "done", job
+    out = pd.read_csv(registered.settings.paths.datastore / "predictions" / "june.predictions.csv", dtype={"client_id": str})
+    assert out["client_id"].tolist() == frame["client_id"].tolist()
+    [run] = [r for r in control.status(auto)["batch_runs"] if r["input"] == "batch/june.csv"]
+    assert run["rows_scored"] == 500 and run["model_version"] == registered.version
+    recorded = mlflow.get_run(run["run_id"])
+    assert recorded.data.tags["bankops.kind"] == "batch"
+    assert recorded.data.params["input_sha256"] == job.result["input_sha256"]
+    assert recorded.data.metrics["rows_read"] == 500
+
+
+def test_scoring_reads_the_stream_once(registered: Registered) -> None:
+    from shared.batch.job import score_stream
+    from shared.batch.scorer import BatchModel
+
+    model = BatchModel.load(registered.backend.registry, registered.version)
+    out = io.BytesIO()
+    summary = score_stream(model, io.BytesIO(samples.csv_bytes(clients(10))), out)
+    assert summary.rows_written == 10 and out.getvalue().count(b"\n") == 11
