@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUDGET ?= 60
 
-.PHONY: up test install lint unit integration e2e bench-train clean
+.PHONY: up test install lint unit integration e2e contract bench-train clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -36,6 +36,10 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -q tests/e2e
+
+## The same assertions on the local and the Azure adapters (Azurite via npm on first use, fakes of MLClient).
+contract: $(STAMP)
+	$(BIN)/python -m pytest -q tests/contract
 
 bench-train: $(STAMP)
 	$(BIN)/python bench/train_bench.py --budget $(BUDGET) --out bench/results/train.json

@@ -226,7 +226,11 @@ class Deployer(Protocol):
     """The real-time endpoint: which model version it serves, and swapping it without downtime."""
 
     def deploy(self, version: str) -> None:
-        """Serve `version`; returns once the endpoint answers with it. Raises on failure."""
+        """Serve `version`; returns once the endpoint answers with it. Raises on failure.
+
+        A deployer on a remote service (Azure ML) raises InProgress while the service works, rather
+        than waiting: call again later, and it goes on from where the service is.
+        """
         ...
 
     def current(self) -> str | None:
