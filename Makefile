@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUDGET ?= 60
 
-.PHONY: up test install lint unit integration e2e contract bench-train clean
+.PHONY: up test install lint unit integration e2e contract bench-train bench-batch clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -43,6 +43,12 @@ contract: $(STAMP)
 
 bench-train: $(STAMP)
 	$(BIN)/python bench/train_bench.py --budget $(BUDGET) --out bench/results/train.json
+
+## Batch scoring of 1,000,000 generated rows against pandas + MLflow predict (data and model under BATCH_HOME).
+BATCH_HOME ?= /tmp/bankops-bench-batch
+BATCH_ROWS ?= 1000000
+bench-batch: $(STAMP)
+	$(BIN)/python bench/batch_bench.py --rows $(BATCH_ROWS) --home $(BATCH_HOME) --out bench/results/batch.json
 
 clean:
 	rm -rf $(VENV) .bankops .pytest_cache

@@ -21,7 +21,7 @@ import pyarrow.csv as pcsv
 from shared import schema
 from shared.errors import InvalidDataset
 
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 8 << 20
 OUTPUT_COLUMNS = ("prediction", "probability_yes", "model_version")
 
 
