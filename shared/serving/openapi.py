@@ -58,6 +58,7 @@ def openapi_document(max_records: int, version: str = "1") -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreResponse"},
                                                              "example": {"result": ["yes", "no"], "probabilities": [0.83, 0.07],
                                                                          "model_version": "1"}}}},
+                    "400": _error("A malformed request (e.g. an invalid Content-Length)"),
                     **auth_errors,
                     "413": _error(f"More than {max_records:,} records, or a body over the size limit"),
                     "415": _error("The body is not sent as application/json"),
