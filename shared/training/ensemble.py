@@ -8,8 +8,8 @@ that most improves the out-of-fold metric.
 Each candidate's k fold models are kept and averaged as its final estimator (bagging, as
 AutoGluon does) instead of being refit on all rows: on this data the average of the fold models
 scores at least as well as one refit, and skipping the refit leaves time for more candidates.
-The averaged members are `FoldAverage`s (defined here: a list of the libraries' own fitted
-estimators and a mean), so the saved model needs no FLAML.
+The averaged members are plain scikit-learn `VotingClassifier`s over the libraries' own
+estimators, so the saved model needs no FLAML.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from sklearn.ensemble import VotingClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import StratifiedKFold
 
 from shared.model import Member
-from shared.training.bagging import FoldAverage
 from shared.training.learners import build_estimator, build_native, expected_fit_s, fewer_trees
 
 Scorer = Callable[[np.ndarray, np.ndarray], float]  # (y, p_yes) -> score, greater is better
@@ -64,9 +65,13 @@ class Blend:
     seconds: dict[str, float] = field(default_factory=dict)  # time spent on each candidate tried
 
 
-def fold_average(models: list[Any]) -> Any:
-    """One estimator whose predict_proba is the mean of the already fitted `models`."""
-    return models[0] if len(models) == 1 else FoldAverage(models)
+def fold_average(models: list[Any], x: np.ndarray, y: np.ndarray) -> Any:
+    """One estimator whose predict_proba is the mean of the already fitted `models`: a soft
+    VotingClassifier over FrozenEstimators (its fit only records the classes). The scoring
+    service unwraps it into the members' fast single-row calls."""
+    if len(models) == 1:
+        return models[0]
+    return VotingClassifier([(f"fold{i}", FrozenEstimator(m)) for i, m in enumerate(models)], voting="soft").fit(x, y)
 
 
 def select_weights(oof: dict[str, np.ndarray], y: np.ndarray, score: Scorer, rounds: int = 25) -> dict[str, int]:
@@ -158,7 +163,7 @@ def build_blend(
     total = sum(picks.values())
     members = [
         Member(learner=fitted[name].candidate.learner, weight=count / total,
-               estimator=fold_average(fitted[name].models), config=fitted[name].candidate.config)
+               estimator=fold_average(fitted[name].models, x, y), config=fitted[name].candidate.config)
         for name, count in sorted(picks.items(), key=lambda kv: -kv[1])
     ]
     complete = {name: p for name, p in oof.items() if fitted[name].complete}
