@@ -6,9 +6,11 @@ Workers are separate processes (uvicorn `--workers`); each builds its app with
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -18,11 +20,12 @@ from shared.ports import ModelRegistry
 from shared.serving.app import ServiceConfig, create_app
 from shared.serving.deployment import ServerInfo, ServingState
 from shared.serving.keys import KeyChecker, KeyStore
-from shared.serving.served import load_served
+from shared.serving.served import ServedModel, load_served
 from shared.serving.watcher import ModelSlot, WorkerStats
 
 HOST = "127.0.0.1"
 CHAMPION = "champion"
+WORKER_HEALTHCHECK_S = 120
 
 
 def default_version(registry: ModelRegistry) -> str:
@@ -49,10 +52,14 @@ def _logging() -> None:
 
 def build_app(settings: Settings) -> FastAPI:
     """The app of one worker, wired to the registry and the files under `$BANKOPS_HOME`."""
-    backend = bootstrap(settings)
-    registry = backend.registry
+    registry = bootstrap(settings).registry
     state = ServingState(settings.paths.serving)
-    slot = ModelSlot(state, lambda version: load_served(registry, version), WorkerStats())
+
+    def load(version: str) -> ServedModel:
+        # a registry of its own per load: the registry caches what it loads, a worker keeps only what it serves
+        return load_served(bootstrap(settings).registry, version)
+
+    slot = ModelSlot(state, load, WorkerStats())
     keys = KeyChecker(KeyStore.from_settings(settings))
     config = ServiceConfig(max_records=settings.scoring_max_records, max_body_bytes=settings.scoring_max_body_bytes)
     return create_app(slot, keys, config, state=state, on_startup=lambda: slot.start(lambda: default_version(registry)),
@@ -79,8 +86,12 @@ def serve(settings: Settings, *, version: str | None, port: int, workers: int, a
     info = ServerInfo(pid=os.getpid(), host=HOST, port=port, workers=workers)
     state.write_server(info)
     logging.getLogger("bankops.serving").info("serving model v%s on %s with %d worker(s)", chosen, info.url, workers)
+    options: dict[str, Any] = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
+        # a worker busy importing libraries and loading its model can miss uvicorn's 5 s ping and get killed
+        options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
     try:
         uvicorn.run("shared.serving.runner:app_from_environment", factory=True, host=HOST, port=port, workers=workers,
-                    log_level="warning", access_log=access_log, timeout_graceful_shutdown=10)
+                    log_level="warning", access_log=access_log, timeout_graceful_shutdown=10, **options)
     finally:
         state.remove_server(info.pid)
