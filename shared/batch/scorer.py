@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,13 +24,22 @@ from shared.serving.served import verification_records
 _LABELS = pa.array([schema.NEGATIVE, schema.POSITIVE])
 
 
+def _nested(estimator: Any) -> list[Any]:
+    """An estimator and everything it wraps (pipeline steps, voting or fold members, frozen models)."""
+    inner = [step for _, step in getattr(estimator, "steps", None) or []]
+    inner += list(getattr(estimator, "estimators_", None) or [])
+    if hasattr(estimator, "estimator") and not isinstance(estimator.estimator, str):
+        inner.append(estimator.estimator)
+    return [estimator, *(part for child in inner if child is not None for part in _nested(child))]
+
+
 def _all_cores(model: BankMarketingModel) -> None:
     """Give XGBoost boosters every core again: `compile_model` pins estimators to one thread (n_jobs=1),
-    which XGBoost passes on to the booster its large-batch call uses."""
+    which XGBoost passes on to the booster that its large-batch call uses."""
     for member in model.members:
-        get_booster = getattr(member.estimator, "get_booster", None)
-        if get_booster is not None:
-            get_booster().set_param({"nthread": os.cpu_count() or 1})
+        for part in _nested(member.estimator):
+            if type(part).__name__ == "XGBClassifier" and hasattr(part, "get_booster"):
+                part.get_booster().set_param({"nthread": os.cpu_count() or 1})
 
 
 @dataclass(frozen=True)
