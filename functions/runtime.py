@@ -10,8 +10,11 @@ _current: list[Automation] = []
 def automation() -> Automation:
     if not _current:
         from shared.bootstrap import build_automation
+        from shared.monitoring.telemetry import configure_telemetry
 
-        _current.append(build_automation())
+        built = build_automation()
+        configure_telemetry(built.settings.applicationinsights_connection_string, "bankops-functions")  # once, at start-up
+        _current.append(built)
     return _current[0]
 
 

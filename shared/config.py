@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     scoring_port: int = Field(5001, validation_alias="BANKOPS_SCORING_PORT")
     scoring_max_records: int = Field(10_000, ge=1, validation_alias="BANKOPS_SCORING_MAX_RECORDS")
     scoring_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, validation_alias="BANKOPS_SCORING_MAX_BODY_BYTES")
+    availability_probe_s: float = Field(30.0, gt=0, validation_alias="BANKOPS_AVAILABILITY_PROBE_SECONDS")
 
     primary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_PRIMARY_KEY")
     secondary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_SECONDARY_KEY")

@@ -45,13 +45,16 @@ def job_status(auto: Automation, job_id: str) -> dict[str, Any]:
 
 
 def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]:
+    from shared.monitoring.availability import summary
+
     champion = auto.registry.alias(CHAMPION)
     serving = auto.deployer.current()
     recent = auto.queue.recent(10)
     return {
         "champion": {"model_version": champion.version, "metrics": dict(champion.metrics), "dataset": champion.tags.get("dataset")}
         if champion else None,
-        "endpoint": {"serving_version": serving, "healthy": serving is not None},
+        "endpoint": {"serving_version": serving, "healthy": serving is not None,
+                     "availability": summary(auto.settings.paths.logs)},
         "next_retrain": next_schedule,
         "schedule": auto.settings.retrain_schedule,
         "queue": auto.queue.counts(),

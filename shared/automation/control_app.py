@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from shared.automation import control
 from shared.automation.handlers import Automation
 from shared.errors import BankopsError, InvalidInput, http_status
+from shared.monitoring.metrics import CONTENT_TYPE, ControlMetrics
 
 
 def function_key_of(request: Request) -> str | None:
@@ -32,8 +34,9 @@ async def _json_body(request: Request) -> Any:
 
 
 def create_control_app(auto: Automation, *, key_ok: Callable[[str | None], bool],
-                       next_schedule: Callable[[], str | None] = lambda: None) -> FastAPI:
+                       next_schedule: Callable[[], str | None] = lambda: None, metrics: ControlMetrics | None = None) -> FastAPI:
     app = FastAPI(title="bankops control plane", version="1", docs_url=None, redoc_url=None)
+    counters = metrics or ControlMetrics()
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -44,6 +47,13 @@ def create_control_app(auto: Automation, *, key_ok: Callable[[str | None], bool]
     @app.exception_handler(BankopsError)
     async def bankops_error(_request: Request, exc: BankopsError) -> JSONResponse:
         return JSONResponse({"error": exc.message, "details": exc.details}, status_code=http_status(exc))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        """Prometheus: events by type and outcome, pipeline runs, deploys, rollbacks, gate decisions, next retrain."""
+        nxt = next_schedule()
+        unix = datetime.fromisoformat(nxt).timestamp() if nxt else None
+        return Response(counters.exposition(unix), media_type=CONTENT_TYPE)
 
     @app.post("/api/retrain", status_code=202)
     async def retrain(request: Request) -> dict[str, Any]:

@@ -29,6 +29,9 @@ from shared.automation.watcher import IncomingWatcher
 from shared.automation.worker import Worker
 from shared.config import Settings
 from shared.errors import BackendUnavailable, Conflict
+from shared.monitoring import telemetry
+from shared.monitoring.availability import AvailabilityProbe
+from shared.monitoring.metrics import ControlMetrics
 from shared.ports import SmokeResult
 from shared.serving.client import ScoringClient
 from shared.serving.deployer import LocalDeployer
@@ -200,7 +203,12 @@ class LocalHost:
         self.batch_watcher = IncomingWatcher(auto, container="batch")
         self.schedule = RetrainSchedule(s.retrain_schedule, s.paths.root / "scheduler.db",
                                         lambda: request_training(auto, "timer"))
-        app = create_control_app(auto, key_ok=self._function_key_ok, next_schedule=self._next_schedule)
+        telemetry.configure_telemetry(s.applicationinsights_connection_string, "bankops-control")  # once, at start-up
+        self.metrics = ControlMetrics()
+        self.metrics.attach(auto)
+        self.probe = AvailabilityProbe(lambda: self.scoring.url if self.scoring.process else None, s.paths.logs, s.availability_probe_s)
+        app = create_control_app(auto, key_ok=self._function_key_ok, next_schedule=self._next_schedule, metrics=self.metrics)
+        telemetry.instrument_app(app)
         self.control = uvicorn.Server(uvicorn.Config(app, host=HOST, port=control_port, log_level="warning", access_log=False))
         self.control_thread = threading.Thread(target=self.control.run, name="control-plane", daemon=True)
         self.endpoints = Endpoints(f"http://{HOST}:{control_port}/api", self.scoring.url)
@@ -231,6 +239,7 @@ class LocalHost:
         self.watcher.start()
         self.batch_watcher.start()
         self.schedule.start()
+        self.probe.start()
         return "serving" if champion else "training"
 
     def wait_until_serving(self, timeout_s: float) -> bool:
@@ -260,6 +269,7 @@ class LocalHost:
         }
 
     def stop(self) -> None:
+        self.probe.stop()
         self.schedule.stop()
         self.watcher.stop()
         self.batch_watcher.stop()

@@ -191,7 +191,7 @@ def models(home: HomeOpt = None) -> None:
     console.print(table)
 
 
-from shared.cli import azure_commands, batch_commands, host_commands, serving_commands  # noqa: E402, F401 - registers up, status, serve, deploy, keys, swagger, bench, azure
+from shared.cli import azure_commands, batch_commands, host_commands, monitoring_commands, serving_commands  # noqa: E402, F401 - registers up, status, serve, deploy, keys, swagger, bench, azure, logs, monitor
 
 
 def main() -> None:

@@ -38,9 +38,11 @@ def serve(
     home: HomeOpt = None,
 ) -> None:
     """Start the scoring service on 127.0.0.1 (FastAPI on uvicorn) until Ctrl+C."""
+    from shared.monitoring.metrics import prepare_multiprocess_dir
     from shared.serving.runner import serve as run
 
     settings = load_settings(home=home)
+    prepare_multiprocess_dir(settings.paths.serving)  # Prometheus counters of every worker, from zero
     url = f"http://127.0.0.1:{port or settings.scoring_port}"
     console.print(f"scoring service on {url} · POST /score · docs {url}/docs · keys: `bankops keys show`")
     run(settings, version=model_version, port=port or settings.scoring_port, workers=workers, access_log=access_log)

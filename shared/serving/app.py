@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
+from shared.monitoring.scoring import monitor_scoring
 from shared.serving.contract import ContractError, FieldProblem, parse_records
 from shared.serving.deployment import ServingState
 from shared.serving.keys import KeyChecker
@@ -158,4 +159,5 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
         return HTMLResponse(swagger_ui_html("/swagger.json"))
 
     app.mount(ASSETS_URL, StaticFiles(directory=swagger_ui_assets()), name="swagger-ui")
+    monitor_scoring(app, slot, keys)  # request log, GET /metrics, OpenTelemetry: see shared/monitoring/scoring.py
     return app
