@@ -97,7 +97,8 @@ def state(tmp_path: Path) -> ServingState:
 @pytest.fixture
 def slot(state: ServingState) -> Iterator[ModelSlot]:
     registry = FakeRegistry()
-    model_slot = ModelSlot(state, lambda v: load_served(registry, v, warm_rounds=1), WorkerStats(), poll_s=0.02)
+    # no polling: each test calls check() itself, so no background swap races with its assertions
+    model_slot = ModelSlot(state, lambda v: load_served(registry, v, warm_rounds=1), WorkerStats(), poll_s=3600)
     yield model_slot
     model_slot.stop()
 
