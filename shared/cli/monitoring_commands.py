@@ -121,21 +121,23 @@ def monitor(
         return
     failed, times, requests, avail = (found["failed_requests"], found["server_response_time"], found["server_requests"],
                                       found["availability"])
-    console.print(f"[bold]scoring service, last {window}[/]")
-    console.print(f"[bold]failed requests[/] {failed['count']} ({failed['share_pct']}% of requests)", highlight=False)
+    console.print(f"[bold]scoring service, last {window}[/]", soft_wrap=True)
+    console.print(f"[bold]failed requests[/] {failed['count']} ({failed['share_pct']}% of requests): "
+                  f"{failed['server_errors_5xx']} server errors (5xx), {failed['client_errors_4xx']} client errors (4xx)",
+                  highlight=False, soft_wrap=True)
     for what, n in failed["by_route_status"].items():
-        console.print(f"  {what}: {n}", highlight=False)
-    for e in failed["latest"]:
-        console.print(f"  {e['timestamp']} {e['route']} {e['status']} request id {e['request_id']}", highlight=False)
+        console.print(f"  {what}: {n}", highlight=False, soft_wrap=True)
+    for e in failed["latest_server_errors"]:
+        console.print(f"  {e['timestamp']} {e['route']} {e['status']} request id {e['request_id']}", highlight=False, soft_wrap=True)
     table = Table("route", "requests", "p50 ms", "p95 ms", "p99 ms", title="server response time")
     for route, t in times.items():
         table.add_row(route, str(t["count"]), _ms(t["p50_ms"]), _ms(t["p95_ms"]), _ms(t["p99_ms"]))
     console.print(table)
     console.print(f"[bold]server requests[/] {requests['count']} ({requests['per_minute']}/min), "
-                  f"{requests['client_errors_4xx']} client errors (4xx), {requests['records_scored']} records scored", highlight=False)
-    console.print("  by status: " + ", ".join(f"{s}: {n}" for s, n in requests["by_status"].items()), highlight=False)
+                  f"{requests['records_scored']} records scored", highlight=False, soft_wrap=True)
+    console.print("  by status: " + ", ".join(f"{s}: {n}" for s, n in requests["by_status"].items()), highlight=False, soft_wrap=True)
     if avail["probes"]:
         console.print(f"[bold]availability[/] {avail['availability_pct']}% ({avail['up']} of {avail['probes']} probes up)",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     else:
-        console.print("[bold]availability[/] no probe in this window (the probe runs under `bankops up`)")
+        console.print("[bold]availability[/] no probe in this window (the probe runs under `bankops up`)", soft_wrap=True)

@@ -1,8 +1,9 @@
 """The four views of `bankops monitor`, computed from the request log and the availability probes:
 failed requests, server response time (p50/p95/p99), server requests, availability.
 
-A request failed when the service answered 5xx (as Application Insights marks a server request
-unsuccessful); 4xx answers are the client's errors and are counted apart.
+A request failed when its response code is 400 or more, as Application Insights marks request
+telemetry unsuccessful (a 401 or 422 is a failed request there too); the view splits the client's
+errors (4xx) from the service's (5xx).
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def failed(entry: dict[str, Any]) -> bool:
-    return int(entry.get("status", 500)) >= 500
+    return int(entry.get("status", 500)) >= 400
 
 
 def views(entries: list[dict[str, Any]], probes: list[dict[str, Any]], window: timedelta) -> dict[str, Any]:
     """The four views over `entries` (request log lines) and `probes` (availability results)."""
     total = len(entries)
     fails = [e for e in entries if failed(e)]
-    client_errors = sum(1 for e in entries if 400 <= int(e.get("status", 0)) < 500)
+    server_errors = sum(1 for e in fails if int(e.get("status", 500)) >= 500)
     by_route: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
         by_route.setdefault(str(e.get("route")), []).append(e)
@@ -62,12 +63,14 @@ def views(entries: list[dict[str, Any]], probes: list[dict[str, Any]], window: t
         "window_s": window.total_seconds(),
         "failed_requests": {
             "count": len(fails), "share_pct": round(100 * len(fails) / total, 2) if total else 0.0,
+            "server_errors_5xx": server_errors, "client_errors_4xx": len(fails) - server_errors,
             "by_route_status": dict(Counter(f"{e.get('method', '')} {e.get('route')} {e.get('status')}" for e in fails)),
-            "latest": [{k: e.get(k) for k in ("timestamp", "request_id", "route", "status", "model_version")} for e in fails[-5:]],
+            "latest_server_errors": [{k: e.get(k) for k in ("timestamp", "request_id", "route", "status", "model_version")}
+                                     for e in fails if int(e.get("status", 500)) >= 500][-5:],
         },
         "server_response_time": {"all": times(entries), **{route: times(items) for route, items in sorted(by_route.items())}},
         "server_requests": {
-            "count": total, "per_minute": round(total / minutes, 3) if minutes else None, "client_errors_4xx": client_errors,
+            "count": total, "per_minute": round(total / minutes, 3) if minutes else None,
             "by_route": {route: len(items) for route, items in sorted(by_route.items())},
             "by_status": dict(sorted(Counter(str(e.get("status")) for e in entries).items())),
             "records_scored": sum(int(e.get("records") or 0) for e in entries),

@@ -121,14 +121,16 @@ def test_known_traffic_moves_each_metric_by_the_expected_amount_and_the_failure_
     shown = run_cli(svc.home, "monitor", "--window", "1h", "--json")
     assert shown.returncode == 0, shown.stderr
     views = json.loads(shown.stdout)
-    assert views["failed_requests"]["count"] == 1
-    assert views["failed_requests"]["latest"][0]["request_id"] == failed_id
+    assert views["failed_requests"]["count"] == 5  # as Application Insights counts them: 2 x 401, 2 x 422, 1 x 500
+    assert views["failed_requests"]["server_errors_5xx"] == 1
+    assert views["failed_requests"]["latest_server_errors"][0]["request_id"] == failed_id
     assert views["server_requests"]["by_status"]["401"] == 2 and views["server_requests"]["by_status"]["422"] == 2
     assert views["server_requests"]["records_scored"] == 8
     assert views["server_response_time"]["/score"]["count"] == 9
     assert 0 < views["server_response_time"]["all"]["p50_ms"] <= views["server_response_time"]["all"]["p99_ms"]
     table = run_cli(svc.home, "monitor", "--window", "15m")
-    assert table.returncode == 0 and "failed requests 1" in table.stdout and "p95 ms" in table.stdout
+    assert table.returncode == 0 and "failed requests 5" in table.stdout and "1 server errors (5xx)" in table.stdout
+    assert f"request id {failed_id}" in table.stdout and "p95 ms" in table.stdout
 
     # bankops logs: the latest lines, the failure among them
     logs = run_cli(svc.home, "logs", "--tail", "5")
