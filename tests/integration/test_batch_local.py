@@ -17,13 +17,14 @@ from shared.automation import control
 from shared.automation.handlers import CHAMPION
 from shared.automation.watcher import IncomingWatcher
 from shared.automation.worker import Worker
-from shared.bootstrap import Backend, bootstrap, build_automation
+from shared.bootstrap import Backend, build_automation
 from shared.cli.main import app
-from shared.config import Settings, load_settings
+from shared.config import Settings
 from shared.mlflow_model import example_frame
 from shared.serving.contract import EXAMPLE_RECORDS
 from tests import samples
 from tests.batch_samples import clients, tiny_model
+from tests.local_home import local_home
 
 pytestmark = pytest.mark.integration
 
@@ -37,26 +38,12 @@ class Registered:
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registered]:
-    tmp = tmp_path_factory.mktemp("batch")
-    home = tmp / "home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BANKOPS_SETTINGS_FILE", str(tmp / "absent.json"))
-        uri = f"sqlite:///{home.resolve()}/mlflow.db"
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MLFLOW_REGISTRY_URI", uri)
-        settings = load_settings(home=home)
-        backend = bootstrap(settings)
+    with local_home(tmp_path_factory.mktemp("batch")) as (settings, backend):
         with backend.tracker.run("training", tags={"bankops.kind": "pipeline"}) as run_id:
             version = backend.registry.register(tiny_model(), run_id=run_id, metrics={}, tags={},
                                                 input_example=example_frame(EXAMPLE_RECORDS)).version
         backend.registry.set_alias(CHAMPION, version)
-        try:
-            yield Registered(settings, backend, version)
-        finally:
-            while mlflow.active_run() is not None:
-                mlflow.end_run()
-            mlflow.set_tracking_uri(None)
-            mlflow.set_registry_uri(None)
+        yield Registered(settings, backend, version)
 
 
 def test_the_cli_output_equals_the_mlflow_model_on_every_row(registered: Registered, tmp_path: Path) -> None:

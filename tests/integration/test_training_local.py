@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from shared.bootstrap import Backend, bootstrap
-from shared.config import Settings, load_settings
+from shared.bootstrap import Backend
+from shared.config import Settings
 from shared.dataset_registration import register_dataset
 from shared.errors import NotFound
 from shared.mlflow_model import ARTIFACT
 from shared.training.learners import LEARNERS
 from shared.training.pipeline import HEADLINE, TrainingOutcome, TrainingPipeline, TrainingRequest
 from tests import samples
+from tests.local_home import local_home
 
 pytestmark = pytest.mark.integration
 
@@ -37,27 +38,13 @@ class Trained:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     tmp = tmp_path_factory.mktemp("integration")
-    home = tmp / "home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BANKOPS_SETTINGS_FILE", str(tmp / "absent.json"))
-        uri = f"sqlite:///{home.resolve()}/mlflow.db"
-        # MLflow exports its URIs to the environment; restore them when the module is done
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MLFLOW_REGISTRY_URI", uri)
-        settings = load_settings(home=home)
-        backend = bootstrap(settings)
+    with local_home(tmp) as (settings, backend):
         csv = tmp / "sample.csv"
         csv.write_bytes(samples.csv_bytes(samples.stratified_sample(2000, seed=11)))
         dataset = register_dataset(backend.datasets, csv, name=settings.dataset_name).dataset
         pipeline = TrainingPipeline(datasets=backend.datasets, registry=backend.registry, tracker=backend.tracker)
         outcome = pipeline.run(TrainingRequest(dataset=dataset, budget_s=5, seed=settings.seed))
-        try:
-            yield Trained(settings, backend, outcome)
-        finally:
-            while mlflow.active_run() is not None:
-                mlflow.end_run()
-            mlflow.set_tracking_uri(None)
-            mlflow.set_registry_uri(None)
+        yield Trained(settings, backend, outcome)
 
 
 def test_a_model_version_is_registered(trained: Trained) -> None:
