@@ -10,19 +10,13 @@ import azure.functions as func
 
 from functions.runtime import automation
 from shared.automation import control
-from shared.errors import BankopsError, InvalidInput, http_status
+from shared.errors import BankopsError, http_status
 
 bp = func.Blueprint()
 
 
 def _body(req: func.HttpRequest) -> Any:
-    raw = req.get_body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
+    return control.parse_body(req.get_body())
 
 
 def _answer(work: Callable[[], dict[str, Any]], status: int = 200) -> func.HttpResponse:

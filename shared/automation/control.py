@@ -4,12 +4,23 @@ BankopsError that the route maps to a status)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from shared.automation import eventgrid
 from shared.automation.handlers import CHAMPION, Automation, accept_event, request_training
 from shared.automation.messages import Deploy, Rollback
 from shared.errors import InvalidInput, NotFound
+
+
+def parse_body(raw: bytes) -> Any:
+    """A request body as JSON; empty is None; anything else is a 422 naming the problem."""
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
 
 
 def retrain(auto: Automation, body: Any) -> dict[str, Any]:

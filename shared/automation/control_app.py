@@ -5,7 +5,6 @@ Auth is Azure Functions' function level: the key in `x-functions-key` or `?code=
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -15,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from shared.automation import control
 from shared.automation.handlers import Automation
-from shared.errors import BankopsError, InvalidInput, http_status
+from shared.errors import BankopsError, http_status
 from shared.monitoring.metrics import CONTENT_TYPE, ControlMetrics
 
 
@@ -24,13 +23,7 @@ def function_key_of(request: Request) -> str | None:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
+    return control.parse_body(await request.body())
 
 
 def create_control_app(auto: Automation, *, key_ok: Callable[[str | None], bool],
