@@ -18,6 +18,15 @@ from shared import schema
 from shared.errors import InvalidInput
 
 
+def check_exclusions(exclude: Sequence[str]) -> None:
+    """Refuse to leave out a column that is not a feature (a typo would silently keep it in)."""
+    unknown = [c for c in exclude if c not in schema.FEATURES]
+    if unknown:
+        raise InvalidInput(f"cannot exclude unknown column(s) {', '.join(unknown)}; the features are: {', '.join(schema.FEATURES)}")
+    if len(set(exclude)) >= len(schema.FEATURES):
+        raise InvalidInput("cannot exclude every feature: leave at least one column to train on")
+
+
 @dataclass(frozen=True)
 class FeatureEncoder:
     """Maps the raw feature columns to the numeric matrix the estimators were trained on."""
@@ -27,9 +36,7 @@ class FeatureEncoder:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, y: np.ndarray, exclude: Sequence[str] = ()) -> FeatureEncoder:
-        unknown = [c for c in exclude if c not in schema.FEATURES]
-        if unknown:
-            raise InvalidInput(f"cannot exclude unknown column(s) {', '.join(unknown)}; the features are: {', '.join(schema.FEATURES)}")
+        check_exclusions(exclude)
         columns = tuple(c for c in schema.FEATURES if c not in set(exclude))
         target = pd.Series(np.asarray(y, dtype=float), index=frame.index)
         vocab: dict[str, dict[str, float]] = {}

@@ -18,7 +18,7 @@ import pandas as pd
 
 from shared import schema
 from shared.dataset_registration import load_frame
-from shared.features import FeatureEncoder
+from shared.features import FeatureEncoder, check_exclusions
 from shared.model import BankMarketingModel
 from shared.ports import DatasetStore, DatasetVersion, ModelRegistry, ModelVersion, RunTracker
 from shared.training import plots
@@ -87,7 +87,8 @@ class TrainingPipeline:
         self.progress = progress or SilentProgress()
 
     def run(self, request: TrainingRequest) -> TrainingOutcome:
-        flaml_metric(request.metric)  # fail before any work on an unknown metric
+        flaml_metric(request.metric)  # fail before any work on an unknown metric or column
+        check_exclusions(request.exclude_columns)
         started = time.monotonic()
         dataset = request.dataset
         with self.tracker.run("training-pipeline", tags={"bankops.kind": "pipeline", "bankops.dataset": dataset.ref,

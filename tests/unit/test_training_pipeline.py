@@ -174,3 +174,13 @@ def test_unknown_metric_fails_before_any_run(valid_frame) -> None:
         pipeline.run(TrainingRequest(dataset=dataset, budget_s=4, metric="gini"))
     assert tracker.runs == []
     assert registry.list() == []
+
+
+def test_a_misspelt_excluded_column_fails_before_any_run(valid_frame) -> None:
+    store, registry, tracker = InMemoryDatasetStore(), InMemoryModelRegistry(), InMemoryRunTracker()
+    dataset = register_dataset(store, samples.csv_bytes(valid_frame), name="bankmarketing").dataset
+    pipeline = TrainingPipeline(datasets=store, registry=registry, tracker=tracker)
+    with pytest.raises(InvalidInput, match="cannot exclude unknown column"):
+        pipeline.run(TrainingRequest(dataset=dataset, budget_s=4, exclude_columns=("durration",)))
+    assert tracker.runs == []
+    assert registry.list() == []
