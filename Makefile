@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUDGET ?= 60
 
-.PHONY: up test install lint unit integration e2e contract bench-train bench-batch clean
+.PHONY: up test install lint unit integration e2e contract bench-train bench-batch bench-serve clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -49,6 +49,12 @@ BATCH_HOME ?= /tmp/bankops-bench-batch
 BATCH_ROWS ?= 1000000
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_bench.py --rows $(BATCH_ROWS) --home $(BATCH_HOME) --out bench/results/batch.json
+
+## Real-time scoring: bankops serve against azmlinfsrv and mlflow models serve (peers in .cache/bench-venvs), same model, wrk on loopback.
+SERVE_HOME ?= /tmp/bankops-bench-serve
+SERVE_BUDGET ?= 60
+bench-serve: $(STAMP)
+	$(BIN)/python bench/serve_bench.py --home $(SERVE_HOME) --budget $(SERVE_BUDGET) --out bench/results/serve.json
 
 clean:
 	rm -rf $(VENV) .bankops .pytest_cache
