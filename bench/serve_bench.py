@@ -217,7 +217,8 @@ class Server:
 
 def make_servers(args: argparse.Namespace, version: str, name: str, tracking_uri: str, mdir: Path,
                  venvs: dict[str, Path]) -> list[Server]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("BANKOPS_", "AZUREML_", "MLFLOW_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BANKOPS_", "AZUREML_", "MLFLOW_", "OMP_"))}
+    peer = {**base, "OMP_NUM_THREADS": str(args.peer_threads)} if args.peer_threads else base
     logs = args.venvs / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     json_headers = {"Content-Type": "application/json"}
@@ -235,16 +236,16 @@ def make_servers(args: argparse.Namespace, version: str, name: str, tracking_uri
             entry = args.venvs / "azureml_entry" / "score.py"
             entry.parent.mkdir(parents=True, exist_ok=True)
             entry.write_text(ENTRY_SCRIPT, encoding="utf-8")
-            env = {**base, "AZUREML_MODEL_DIR": str(mdir), "WORKER_COUNT": str(args.workers),
-                   "AZUREML_SERVER_PORT": str(port), "AZUREML_HEALTH_PORT": str(args.port + 3)}
             servers.append(Server(
                 "azmlinfsrv", [str(venvs["azmlinfsrv"] / "bin" / "azmlinfsrv"), "--entry_script", str(entry),
-                               "--port", str(port), "--worker_count", str(args.workers)],
-                env, f"http://127.0.0.1:{port}/score", f"http://127.0.0.1:{port}/", json_headers, "data",
+                               "--model_dir", str(mdir), "--port", str(port), "--health_port", str(args.port + 3),
+                               "--worker_count", str(args.workers)],
+                peer, f"http://127.0.0.1:{port}/score", f"http://127.0.0.1:{port}/", json_headers, "data",
                 logs / "azmlinfsrv.log"))
         elif server == "mlflow":
             port = args.port + 2
-            env = {**base, "MLFLOW_TRACKING_URI": tracking_uri}
+            env = {**peer, "MLFLOW_TRACKING_URI": tracking_uri,  # mlflow runs `uvicorn` from PATH
+                   "PATH": f"{venvs['mlflow'] / 'bin'}{os.pathsep}{base.get('PATH', '')}"}
             servers.append(Server(
                 "mlflow", [str(venvs["mlflow"] / "bin" / "mlflow"), "models", "serve", "-m", f"models:/{name}/{version}",
                            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(args.workers)],
@@ -397,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes of every server")
     parser.add_argument("--port", type=int, default=18501, help="bankops port; azmlinfsrv +1, mlflow +2, azml health +3")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--peer-threads", type=int, default=None,
+                        help="OMP_NUM_THREADS for the peers (default: unset, as deployed; the model's libraries use every core)")
     args = parser.parse_args(argv)
     args.home = args.home.resolve()
     args.venvs = args.venvs.resolve()
@@ -465,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_abs_probability_difference_vs_bankops_100_records": agreement,
         "quoted_in_issue": QUOTED,
         "conditions": {"cpus": os.cpu_count(), "workers": args.workers, "duration_s": args.duration,
-                       "load_generator": client, "load_start": load_start, "load_end": load(),
+                       "load_generator": client, "peer_omp_num_threads": args.peer_threads,
+                       "load_start": load_start, "load_end": load(),
                        "platform": platform.platform(),
                        "note": "servers run one after the other on the same machine, loopback only; the cores may be "
                                "shared with other work (see the load averages); the load generator runs on the same cores"},
