@@ -13,7 +13,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from shared.cli.main import HomeOpt, app, console, friendly_errors
+from shared.cli.main import HomeOpt, app, console, err, friendly_errors
 from shared.config import load_settings
 
 CONTROL_LOG = "control-plane.log"
@@ -65,6 +65,8 @@ def logs(
     folder = load_settings(home=home).paths.logs
     if service is ServiceName.scoring:
         latest = read_entries(folder)[-tail:] if tail else []
+        if not latest and tail:
+            err.print(f"no scoring request logged yet under {folder}", highlight=False)
         for entry in latest:
             console.print(json.dumps(entry) if raw else format_request(entry), highlight=False, markup=False, soft_wrap=True)
     else:
@@ -75,6 +77,8 @@ def logs(
                 lines.extend(fh)
             for line in lines:
                 console.print(_render(line, service, raw), highlight=False, markup=False, soft_wrap=True)
+        elif tail:
+            err.print(f"no control-plane log yet: {path} is written by `bankops up`", highlight=False)
     if not follow:
         return
     offsets = {p: p.stat().st_size for p in _files(folder, service) if p.is_file()}
