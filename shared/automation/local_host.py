@@ -51,6 +51,7 @@ class ScoringProcess:
         self.state = ServingState(settings.paths.serving)
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self.came_up = False  # healthy once: from then on the availability probe counts it
 
     @property
     def url(self) -> str:
@@ -94,6 +95,7 @@ class ScoringProcess:
             health = client.health()
             if health and str(health.get("model_version")) == version:
                 log.info("scoring service up on %s serving v%s", self.url, version)
+                self.came_up = True
                 return
             time.sleep(0.2)
         raise BackendUnavailable(f"the scoring service did not become healthy within {timeout_s:.0f}s")
@@ -206,7 +208,7 @@ class LocalHost:
         telemetry.configure_telemetry(s.applicationinsights_connection_string, "bankops-control")  # once, at start-up
         self.metrics = ControlMetrics()
         self.metrics.attach(auto)
-        self.probe = AvailabilityProbe(lambda: self.scoring.url if self.scoring.process else None, s.paths.logs, s.availability_probe_s)
+        self.probe = AvailabilityProbe(lambda: self.scoring.url if self.scoring.came_up else None, s.paths.logs, s.availability_probe_s)
         app = create_control_app(auto, key_ok=self._function_key_ok, next_schedule=self._next_schedule, metrics=self.metrics)
         telemetry.instrument_app(app)
         self.control = uvicorn.Server(uvicorn.Config(app, host=HOST, port=control_port, log_level="warning", access_log=False))
