@@ -8,6 +8,7 @@ import json
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -63,7 +64,8 @@ def sink() -> Iterator[Sink]:
 def test_the_azure_monitor_exporter_receives_request_telemetry(sink: Sink, tmp_path_factory: pytest.TempPathFactory) -> None:
     home = tmp_path_factory.mktemp("azure-monitor") / "home"
     shutil.copytree(trained_home(), home, ignore=shutil.ignore_patterns("serving", "keys", "logs", "*.log"))
-    connection = f"InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:{sink.port}/"
+    # The nil UUID as the key: no real Application Insights resource, only the local sink.
+    connection = f"InstrumentationKey={uuid.UUID(int=0)};IngestionEndpoint=http://127.0.0.1:{sink.port}/"
     # A short batch delay instead of 5 s (the exporter flushes while the test waits); every trace kept (the
     # distro's default samples 5 traces a second, and the health polls of start-up spend them); no cloud
     # resource detection (it asks the Azure VM metadata service).
