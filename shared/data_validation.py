@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,11 +64,13 @@ def _read_text_frame(source: Path | bytes) -> pd.DataFrame:
     return frame
 
 
-def _check_columns(frame: pd.DataFrame, required: tuple[str, ...]) -> list[str]:
+def column_problems(columns: Sequence[str], required: Sequence[str], *, allow_unexpected: bool = False) -> list[str]:
+    """What is wrong with a header: missing, unexpected (unless allowed) and repeated columns."""
+    names = list(columns)
     problems = []
-    missing = [c for c in required if c not in frame.columns]
-    unexpected = [c for c in frame.columns if c not in schema.COLUMNS]
-    duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    missing = [c for c in required if c not in names]
+    unexpected = [] if allow_unexpected else [c for c in names if c not in schema.COLUMNS]
+    duplicated = sorted({c for c in names if names.count(c) > 1})
     if missing:
         problems.append(f"missing column(s): {', '.join(missing)} — add them; the schema is: {', '.join(required)}")
     if unexpected:
@@ -142,7 +145,7 @@ def validate_frame(
 ) -> ValidatedData:
     """Validate a frame of strings (as read from CSV) and return it typed, or raise with every problem."""
     required = schema.COLUMNS if require_target else schema.FEATURES
-    problems = _check_columns(text_frame, required)
+    problems = column_problems(list(text_frame.columns), required)
     if problems:
         raise InvalidDataset("the file does not match the bank marketing schema", details=problems)
     if len(text_frame) == 0:

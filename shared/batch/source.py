@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from shared import schema
+from shared.data_validation import column_problems
 from shared.errors import InvalidDataset
 
 CHUNK_BYTES = 8 << 20
@@ -54,14 +55,8 @@ def _header(first: bytes) -> list[str]:
 
 def check_header(columns: list[str]) -> None:
     """Raise, naming every problem, unless the header has each feature once and no output column."""
-    problems = []
-    missing = [c for c in schema.FEATURES if c not in columns]
-    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    problems = column_problems(columns, schema.FEATURES, allow_unexpected=True)  # extra columns pass through
     taken = [c for c in OUTPUT_COLUMNS if c in columns]
-    if missing:
-        problems.append(f"missing column(s): {', '.join(missing)} — add them; the features are: {', '.join(schema.FEATURES)}")
-    if duplicated:
-        problems.append(f"duplicated column(s): {', '.join(duplicated)}")
     if taken:
         problems.append(f"column(s) {', '.join(taken)} are written by the scoring: rename them in the input")
     if problems:
