@@ -16,6 +16,7 @@ import numpy as np
 from shared.atomic_files import write_atomically
 from shared.errors import NotFound
 from shared.ports import DatasetVersion
+from shared.sqlite_tx import immediate_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dataset_versions (
@@ -54,12 +55,9 @@ class LocalDatasetStore:
         data_path = self.root / name / f"{content_hash}.csv"
         write_atomically(data_path, content)
         write_atomically(data_path.with_suffix(".holdout.json"), json.dumps([int(i) for i in holdout]).encode())
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with immediate_transaction(self.catalog) as db:
             existing = db.execute("SELECT * FROM dataset_versions WHERE name=? AND content_hash=?", (name, content_hash)).fetchone()
-            if existing:
-                db.execute("ROLLBACK")
+            if existing:  # the same content was added concurrently: that version stands
                 return self._version(existing)
             version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM dataset_versions WHERE name=?", (name,)).fetchone()[0]
             created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -67,13 +65,6 @@ class LocalDatasetStore:
                 "INSERT INTO dataset_versions VALUES (?,?,?,?,?,?,?,?)",
                 (name, version, content_hash, rows, positive_share, created, data_path.as_uri(), source),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
         return DatasetVersion(name, version, content_hash, rows, positive_share, created, data_path.as_uri(), source)
 
     def get(self, name: str, version: int | None = None) -> DatasetVersion:
