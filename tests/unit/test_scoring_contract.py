@@ -127,9 +127,13 @@ def test_compiled_model_equals_the_model_and_uses_the_fast_calls() -> None:
     compiled = compile_model(model, verification_records())
     # the linear pipeline keeps its predict_proba; every tree model, fold-bagged or not, gets its direct call
     assert set(compiled.fast_members) == {"lgbm", "xgboost", "extra_tree", "rf", "catboost", "lgbm-bagged"}
-    for batch in (records[:1], records[:100], records):
+    exact = compile_model(model, verification_records(), exact=True)
+    assert exact.fast_members == compiled.fast_members
+    for batch in (records[:1], records[:10], records[:100], records):
         x = model.encoder.transform_records(batch)
-        np.testing.assert_allclose(compiled.proba(x), model.proba_from_matrix(x), rtol=0, atol=1e-12)
+        # small batches reach XGBoost's trees through ONNX Runtime, which adds float32 leaves in another order
+        np.testing.assert_allclose(compiled.proba(x), model.proba_from_matrix(x), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(exact.proba(x), model.proba_from_matrix(x), rtol=0, atol=1e-12)
     for member in model.members:
         parts = [step for _, step in member.estimator.steps] if hasattr(member.estimator, "steps") else [member.estimator]
         assert all(getattr(part, "n_jobs", 1) in (1, None) for part in parts)
@@ -150,7 +154,7 @@ def test_served_model_labels_and_counts_unseen_categories() -> None:
     records = [EXAMPLE_RECORDS[0], {**EXAMPLE_RECORDS[1], "job": "astronaut", "month": "smarch"}]
     scored = served.score(records)
     expected = tiny_model().predict_proba_records(records)
-    np.testing.assert_allclose(scored.probabilities, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(scored.probabilities, expected, rtol=0, atol=1e-6)  # ONNX Runtime's float32 sums
     assert scored.labels == ["yes" if p >= 0.5 else "no" for p in expected]
     assert scored.unseen == {"job": 1, "month": 1}
 
@@ -195,7 +199,7 @@ def test_score_answers_both_shapes_with_the_version(client: TestClient, auth: di
     assert by_records.status_code == 200
     body = by_records.json()
     assert body["model_version"] == "2" and len(body["result"]) == 2
-    np.testing.assert_allclose(body["probabilities"], tiny_model().predict_proba_records(EXAMPLE_RECORDS), atol=1e-12)
+    np.testing.assert_allclose(body["probabilities"], tiny_model().predict_proba_records(EXAMPLE_RECORDS), atol=1e-6)  # ONNX Runtime float32 sums
     columns = list(schema.FEATURES)
     rows = [[r[c] for c in columns] for r in EXAMPLE_RECORDS]
     by_columns = client.post("/score", json={"input_data": {"columns": columns, "data": rows}}, headers=auth)
