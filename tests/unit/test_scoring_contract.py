@@ -199,7 +199,7 @@ def test_score_answers_both_shapes_with_the_version(client: TestClient, auth: di
     assert by_records.status_code == 200
     body = by_records.json()
     assert body["model_version"] == "2" and len(body["result"]) == 2
-    np.testing.assert_allclose(body["probabilities"], tiny_model().predict_proba_records(EXAMPLE_RECORDS), atol=1e-6)  # ONNX Runtime float32 sums
+    np.testing.assert_allclose(body["probabilities"], tiny_model().predict_proba_records(EXAMPLE_RECORDS), atol=1e-6)
     columns = list(schema.FEATURES)
     rows = [[r[c] for c in columns] for r in EXAMPLE_RECORDS]
     by_columns = client.post("/score", json={"input_data": {"columns": columns, "data": rows}}, headers=auth)
