@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     scoring_max_records: int = Field(10_000, ge=1, validation_alias="BANKOPS_SCORING_MAX_RECORDS")
     scoring_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, validation_alias="BANKOPS_SCORING_MAX_BODY_BYTES")
     availability_probe_s: float = Field(30.0, gt=0, validation_alias="BANKOPS_AVAILABILITY_PROBE_SECONDS")
+    # Alerts (shared/monitoring/alerts.py): which rules run, their thresholds, and how much data they need.
+    alert_rules: str = Field("failure_rate,p95_latency,availability,drift", validation_alias="BANKOPS_ALERT_RULES")
+    alert_interval_s: float = Field(60.0, gt=0, validation_alias="BANKOPS_ALERT_INTERVAL_SECONDS")
+    alert_window: str = Field("15m", validation_alias="BANKOPS_ALERT_WINDOW")
+    alert_min_requests: int = Field(20, ge=1, validation_alias="BANKOPS_ALERT_MIN_REQUESTS")
+    alert_failure_rate: float = Field(0.05, ge=0, le=1, validation_alias="BANKOPS_ALERT_FAILURE_RATE")
+    alert_p95_ms: float = Field(500.0, gt=0, validation_alias="BANKOPS_ALERT_P95_MS")
+    alert_availability: float = Field(0.99, ge=0, le=1, validation_alias="BANKOPS_ALERT_AVAILABILITY")
+    alert_min_probes: int = Field(3, ge=1, validation_alias="BANKOPS_ALERT_MIN_PROBES")
+    alert_drift_min_records: int = Field(200, ge=1, validation_alias="BANKOPS_ALERT_DRIFT_MIN_RECORDS")
 
     primary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_PRIMARY_KEY")
     secondary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_SECONDARY_KEY")

@@ -56,6 +56,7 @@ def job_status(auto: Automation, job_id: str) -> dict[str, Any]:
 
 
 def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]:
+    from shared.monitoring.alerts import status_view
     from shared.monitoring.availability import summary
 
     champion = auto.registry.alias(CHAMPION)
@@ -77,6 +78,7 @@ def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]
                                                         "model_version", "input_sha256", "duration_s", "run_id")}}
                        for j in auto.queue.recent(10, kind="BatchArrived")],
         "dead_letters": [{"Id": j.job_id, "kind": j.kind, "error": j.error} for j in auto.queue.recent(50) if j.status == "dead"],
+        "alerts": status_view(auto.settings.paths.logs),
     }
 
 

@@ -30,6 +30,7 @@ from shared.automation.worker import Worker
 from shared.config import Settings
 from shared.errors import BackendUnavailable, Conflict
 from shared.monitoring import telemetry
+from shared.monitoring.alerts import AlertEvaluator, AlertRules, registry_baselines
 from shared.monitoring.availability import AvailabilityProbe
 from shared.monitoring.metrics import ControlMetrics
 from shared.ports import SmokeResult
@@ -209,6 +210,8 @@ class LocalHost:
         self.metrics = ControlMetrics()
         self.metrics.attach(auto)
         self.probe = AvailabilityProbe(lambda: self.scoring.url if self.scoring.came_up else None, s.paths.logs, s.availability_probe_s)
+        self.alerts = AlertEvaluator(AlertRules.from_settings(s), s.paths.logs, registry_baselines(auto.registry),
+                                     interval_s=s.alert_interval_s, counter=self.metrics.alerts)
         app = create_control_app(auto, key_ok=self._function_key_ok, next_schedule=self._next_schedule, metrics=self.metrics)
         telemetry.instrument_app(app)
         self.control = uvicorn.Server(uvicorn.Config(app, host=HOST, port=control_port, log_level="warning", access_log=False))
@@ -242,6 +245,7 @@ class LocalHost:
         self.batch_watcher.start()
         self.schedule.start()
         self.probe.start()
+        self.alerts.start()
         return "serving" if champion else "training"
 
     def wait_until_serving(self, timeout_s: float) -> bool:
@@ -271,6 +275,7 @@ class LocalHost:
         }
 
     def stop(self) -> None:
+        self.alerts.stop()
         self.probe.stop()
         self.schedule.stop()
         self.watcher.stop()

@@ -29,6 +29,7 @@ def format_request(entry: dict[str, Any]) -> str:
     return (f"{entry.get('timestamp', '?')} {entry.get('status', '?')} {entry.get('method', '')} {entry.get('route', '?')} "
             f"{entry.get('latency_ms', '?')}ms v{entry.get('model_version') or '-'}"
             + (f" records={records}" if records is not None else "")
+            + (f" yes={entry['predicted_yes']}" if entry.get("predicted_yes") is not None else "")
             + (f" key={entry['key']}" if "key" in entry else "")
             + f" id={entry.get('request_id', '?')} pid={entry.get('worker', '?')}")
 
@@ -117,11 +118,14 @@ def monitor(
 ) -> None:
     """Failed requests, server response time, server requests and availability of the scoring service."""
     from shared.monitoring import monitor as views
+    from shared.monitoring.alerts import status_view
 
     span = views.parse_window(window)
-    found = views.compute(load_settings(home=home).paths.logs, span)
+    folder = load_settings(home=home).paths.logs
+    found = views.compute(folder, span)
+    firing = status_view(folder)["firing"]  # the alert evaluator of `bankops up` keeps these current
     if as_json:
-        console.print_json(json.dumps(found))
+        console.print_json(json.dumps(found | {"alerts_firing": firing}))
         return
     failed, times, requests, avail = (found["failed_requests"], found["server_response_time"], found["server_requests"],
                                       found["availability"])
@@ -145,3 +149,7 @@ def monitor(
                       highlight=False, soft_wrap=True)
     else:
         console.print("[bold]availability[/] no probe in this window (the probe runs under `bankops up`)", soft_wrap=True)
+    console.print(f"[bold]alerts firing[/] {len(firing) or 'none'}", highlight=False, soft_wrap=True)
+    for alert in firing:
+        console.print(f"  {alert['timestamp']} {alert['rule']}: {alert['message']}", highlight=False, markup=False,
+                      soft_wrap=True)

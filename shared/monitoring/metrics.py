@@ -87,6 +87,7 @@ class ControlMetrics:
         self.gate = Counter("bankops_control_gate_decisions", "Champion/challenger gate decisions", ["decision"], **r)
         self.next_schedule = Gauge("bankops_control_next_retrain_timestamp_seconds",
                                    "Unix time of the next scheduled retrain (0: none)", **r)
+        self.alerts = Counter("bankops_alerts", "Alert transitions by rule and state (firing, resolved)", ["rule", "state"], **r)
 
     def attach(self, auto: Any) -> None:
         """Count every event of `auto` (an Automation), after whatever its on_event already did."""

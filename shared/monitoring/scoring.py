@@ -130,7 +130,7 @@ class RequestMonitor:
             if latency is None:
                 latency = self._latency[route] = self.metrics.latency.labels(route)
             latency.observe(elapsed)
-            records, version = None, None
+            records, version, yes = None, None, 0
             if body:
                 yes, no, version = labels_in(body)
                 records = yes + no
@@ -142,6 +142,8 @@ class RequestMonitor:
             entry: dict[str, Any] = {"timestamp": now_iso(), "request_id": request_id or uuid.uuid4().hex, "method": method,
                                      "route": route, "status": status, "latency_ms": round(elapsed * 1000, 3),
                                      "model_version": version or self.version(), "records": records, "worker": self.pid}
+            if records is not None:
+                entry["predicted_yes"] = yes  # of `records`: the prediction mix the drift alert watches
             if route in ("/score", "/stats"):
                 entry["key"] = self.key_name(_header(scope, b"authorization"))
             self.request_log.write(entry)

@@ -51,3 +51,24 @@ def holdout_metrics(y: np.ndarray, p_yes: np.ndarray, threshold: float = 0.5) ->
     (tn, fp), (fn, tp) = skm.confusion_matrix(y, pred, labels=[0, 1])
     out |= {"true_negatives": int(tn), "false_positives": int(fp), "false_negatives": int(fn), "true_positives": int(tp)}
     return out
+
+
+PREDICTED_YES_KEYS = ("predicted_yes_share", "predicted_yes_share_low", "predicted_yes_share_high", "predicted_yes_rows")
+
+
+def predicted_yes_range(p_yes: np.ndarray, threshold: float = 0.5, *, seed: int = 0, draws: int = 2000,
+                        level: float = 0.99) -> dict[str, float]:
+    """The share of "yes" predictions on the holdout and the `level` bootstrap interval of that share.
+
+    Recorded on the registered version so the drift alert can tell whether the live prediction mix
+    is outside what the holdout showed (the interval is the holdout's own sampling noise).
+    """
+    yes = (np.asarray(p_yes) >= threshold).astype(np.float64)
+    n = len(yes)
+    if n == 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    shares = rng.binomial(n, float(yes.mean()), size=draws) / n  # resampling n rows with replacement: binomial counts
+    tail = (1 - level) / 2
+    return {"predicted_yes_share": float(yes.mean()), "predicted_yes_share_low": float(np.quantile(shares, tail)),
+            "predicted_yes_share_high": float(np.quantile(shares, 1 - tail)), "predicted_yes_rows": float(n)}

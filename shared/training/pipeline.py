@@ -23,7 +23,7 @@ from shared.model import BankMarketingModel
 from shared.ports import DatasetStore, DatasetVersion, ModelRegistry, ModelVersion, RunTracker
 from shared.training import plots
 from shared.training.automl import run_automl
-from shared.training.evaluate import holdout_metrics
+from shared.training.evaluate import PREDICTED_YES_KEYS, holdout_metrics, predicted_yes_range
 from shared.training.learners import LEARNER_NAMES, LEARNERS
 from shared.training.search import SearchResult, Trial, flaml_metric
 
@@ -171,7 +171,7 @@ class TrainingPipeline:
         y = _target(holdout)
         with self.tracker.run("evaluate"), tempfile.TemporaryDirectory() as tmp:
             p = model.predict_proba(holdout)
-            metrics = holdout_metrics(y, p)
+            metrics = holdout_metrics(y, p) | predicted_yes_range(p, model.threshold, seed=seed)  # the drift alert's baseline
             self.tracker.log_metrics(metrics)
             out = Path(tmp)
             importance = plots.permutation_importance(holdout, y, model.predict_proba, list(model.encoder.columns), seed=seed)
@@ -193,7 +193,8 @@ class TrainingPipeline:
         example = holdout[list(schema.FEATURES)].head(2).reset_index(drop=True)
         with self.tracker.run("register") as run_id:
             version = self.registry.register(
-                model, run_id=run_id, metrics={k: metrics[k] for k in HEADLINE} | {"cv_score": cv_score},
+                model, run_id=run_id, metrics={k: metrics[k] for k in HEADLINE} | {"cv_score": cv_score}
+                | {k: metrics[k] for k in PREDICTED_YES_KEYS if k in metrics},
                 tags={"dataset": dataset.ref, "dataset_hash": dataset.content_hash, "pipeline_run": pipeline_run,
                       "ensemble": model.describe(), "primary_metric": request.metric,
                       "exclude_columns": ",".join(request.exclude_columns)},

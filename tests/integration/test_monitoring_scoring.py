@@ -114,6 +114,7 @@ def test_known_traffic_moves_each_metric_by_the_expected_amount_and_the_failure_
     assert {e["key"] for e in score_entries if e["status"] == 200} == {"primary"}
     assert {e["key"] for e in score_entries if e["status"] == 401} == {"none", "invalid"}
     assert all(e["records"] == 2 and e["model_version"] == "2" for e in score_entries if e["status"] == 200)
+    assert sum(e["predicted_yes"] for e in score_entries if e["status"] == 200) == labels.count("yes")  # the mix drift watches
     assert all(e["latency_ms"] > 0 and e["timestamp"] for e in score_entries)
     assert f"request id {failed_id}" in svc.log.read_text()  # the traceback in the service log, same id
 

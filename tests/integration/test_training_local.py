@@ -17,6 +17,7 @@ from shared.config import Settings
 from shared.dataset_registration import register_dataset
 from shared.errors import NotFound
 from shared.mlflow_model import ARTIFACT
+from shared.training.evaluate import PREDICTED_YES_KEYS
 from shared.training.learners import LEARNERS
 from shared.training.pipeline import HEADLINE, TrainingOutcome, TrainingPipeline, TrainingRequest
 from tests import samples
@@ -53,7 +54,7 @@ def test_a_model_version_is_registered(trained: Trained) -> None:
     v = versions[0]
     assert v.version == trained.outcome.model_version.version
     assert v.tags["dataset"] == "bankmarketing:1"
-    assert set(v.metrics) == {*HEADLINE, "cv_score"}
+    assert set(v.metrics) == {*HEADLINE, "cv_score", *PREDICTED_YES_KEYS}
     assert v.metrics["AUC_weighted"] == pytest.approx(trained.outcome.metrics["AUC_weighted"], rel=1e-5)
     assert v.metrics["AUC_weighted"] > 0.75
     assert trained.backend.registry.get() == v

@@ -12,6 +12,7 @@ from shared import schema
 from shared.dataset_registration import load_frame, register_dataset
 from shared.errors import InvalidInput
 from shared.ports import DatasetVersion
+from shared.training.evaluate import PREDICTED_YES_KEYS
 from shared.training.learners import LEARNERS
 from shared.training.pipeline import HEADLINE, TrainingOutcome, TrainingPipeline, TrainingRequest
 from shared.training.search import Trial
@@ -66,11 +67,16 @@ def test_a_model_is_registered_with_holdout_metrics(trained: Trained) -> None:
     assert [v.version for v in versions] == ["1"]
     version = versions[0]
     assert version == trained.outcome.model_version
-    assert set(version.metrics) == {*HEADLINE, "cv_score"}
+    assert set(version.metrics) == {*HEADLINE, "cv_score", *PREDICTED_YES_KEYS}
     for key in HEADLINE:
         assert version.metrics[key] == pytest.approx(trained.outcome.metrics[key]), key
     assert 0.75 < version.metrics["AUC_weighted"] <= 1.0
     assert 0.0 <= version.metrics["recall_yes"] <= 1.0
+    m = version.metrics  # the drift alert's baseline: the holdout's predicted-yes share and its interval
+    assert m["predicted_yes_rows"] == 150
+    assert m["predicted_yes_share_low"] <= m["predicted_yes_share"] <= m["predicted_yes_share_high"]
+    held = trained.outcome.metrics  # the model's threshold is 0.5, as the confusion matrix's
+    assert m["predicted_yes_share"] == pytest.approx((held["true_positives"] + held["false_positives"]) / 150)
     assert version.tags["dataset"] == "bankmarketing:1"
     assert version.tags["dataset_hash"] == trained.dataset.content_hash
     assert version.tags["pipeline_run"] == trained.outcome.run_id
