@@ -25,11 +25,12 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.versions import versions  # noqa: E402
 
 TARGET_RATIO = 3.0
 MEMORY_LIMIT_MB = 1024
@@ -136,16 +137,6 @@ def same_probabilities(fast: Path, naive: Path, rows: int = 100_000) -> float:
     return float(np.abs(a - b).max())
 
 
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -194,7 +185,7 @@ def main() -> None:
         "meets_memory": fast["peak_rss_mb"] < MEMORY_LIMIT_MB,
         "machine": {"cpus": os.cpu_count(), "load_average_before": [round(v, 2) for v in load_before],
                     "load_average_after": [round(v, 2) for v in os.getloadavg()], "platform": platform.platform()},
-        "versions": versions(),
+        "versions": versions(PACKAGES),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

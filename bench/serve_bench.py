@@ -36,12 +36,13 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.versions import versions  # noqa: E402
 
 SERVERS = ("bankops", "azmlinfsrv", "mlflow")
 SCENARIOS = (("one_c1", 1, 1), ("one_c8", 1, 8), ("hundred_c1", 100, 1))  # name, records, concurrency
@@ -413,13 +414,13 @@ def main(argv: list[str] | None = None) -> int:
 
     failed: dict[str, str] = {}
     venvs: dict[str, Path] = {}
-    versions = {"bankops": {"python": platform.python_version(), **{p: _version(p) for p in VERSION_PACKAGES["bankops"]}}}
+    software = {"bankops": versions(VERSION_PACKAGES["bankops"])}
     for peer in ("azmlinfsrv", "mlflow"):
         if peer not in args.servers:
             continue
         try:
             venvs[peer] = ensure_venv(peer, args.venvs)
-            versions[peer] = venv_versions(venvs[peer] / "bin" / "python", VERSION_PACKAGES[peer])
+            software[peer] = venv_versions(venvs[peer] / "bin" / "python", VERSION_PACKAGES[peer])
         except (subprocess.CalledProcessError, OSError) as exc:
             failed[peer] = f"virtual environment: {exc}"
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
@@ -473,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                        "platform": platform.platform(),
                        "note": "servers run one after the other on the same machine, loopback only; the cores may be "
                                "shared with other work (see the load averages); the load generator runs on the same cores"},
-        "versions": versions,
+        "versions": software,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -486,13 +487,6 @@ def _measure(use_wrk: Any, server: Server, body: bytes, concurrency: int, durati
     if use_wrk:
         return run_wrk(server, body, concurrency, duration, workdir)
     return run_python_client(server, body, concurrency, duration)
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import resource
 import sys
 import time
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from sklearn.model_selection import train_test_split
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.versions import versions  # noqa: E402
 from shared import schema  # noqa: E402
 from shared.features import FeatureEncoder  # noqa: E402
 from shared.model import BankMarketingModel  # noqa: E402
@@ -60,16 +60,6 @@ def peak_rss_mb() -> dict[str, float]:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / scale
     return {"self": round(own, 1), "children": round(children, 1), "total": round(own + children, 1)}
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def load_split(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
@@ -185,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "conditions": {"cpus": os.cpu_count(), "import_s": round(import_s, 2), "load_before": load_before,
                        "load_after": [round(v, 2) for v in os.getloadavg()],
                        "platform": platform.platform()},
-        "versions": versions(),
+        "versions": versions(PACKAGES),
         "reference": [{"name": n, "holdout_auc_weighted": a, "time_s": s} for n, a, s in REFERENCE],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
