@@ -6,7 +6,7 @@ of its library (LightGBM booster, XGBoost in-place predict, the forest's trees),
 for small batches, and the blend is summed exactly as `BankMarketingModel.proba_from_matrix`
 does. XGBoost's per-call cost (about 0.2 ms a booster) dominates small requests, so for batches
 under SMALL_BATCH rows its boosters run as ONNX Runtime tree ensembles (`onnx_trees`), which
-agree with XGBoost to about 1e-6; `exact=True` (batch scoring) keeps XGBoost's own answers.
+agree with XGBoost to 1e-6 (checked at load); `exact=True` (batch scoring) keeps XGBoost's own answers.
 At load, each fast call is checked against the member's own `predict_proba` on sample rows and on
 single rows; a member whose fast call differs keeps its `predict_proba`.
 """
@@ -32,7 +32,7 @@ LARGE_BATCH = 2_000  # rows from which CatBoost may use several threads
 SMALL_BATCH = 64  # fewer rows: one thread (XGBoost through ONNX Runtime); this many and more: every core
 # (measured on 2 cores, 100 rows through 5 fold boosters: LightGBM 1.1 ms on one thread, 0.6 ms on two)
 TOLERANCE = 1e-9  # the libraries' own calls, reached faster: the same sums
-TOLERANCE_FLOAT32 = 1e-5  # ONNX Runtime adds XGBoost's float32 leaves in another order (seen: 1e-6)
+TOLERANCE_FLOAT32 = 1e-6  # the scoring contract; ONNX Runtime's float32 sums in another order differ by up to ~7e-8
 ProbaFn = Callable[[np.ndarray], np.ndarray]
 
 
