@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings, load_settings
 from shared.errors import ConfigurationError
-from shared.ports import DatasetStore, Datastore, Deployer, ModelRegistry, RunTracker, Trainer
+from shared.ports import BatchRunner, DatasetStore, Datastore, Deployer, ModelRegistry, RunTracker, Trainer
 
 if TYPE_CHECKING:
     from shared.automation.handlers import Automation
@@ -72,6 +72,11 @@ class Backend:
     @cached_property
     def trainer(self) -> Trainer | None:
         """None: the handlers run the pipeline in this process (LocalTrainer, with their progress reporting)."""
+        return None
+
+    @cached_property
+    def batch_runner(self) -> BatchRunner | None:
+        """None: the handlers score batch files in this process (with quarantine of a file with the wrong columns)."""
         return None
 
 
@@ -136,6 +141,13 @@ class AzureBackend(Backend):
 
         return AzureTrainer(self.ml_client, self.settings, credential=self.credential)
 
+    @cached_property
+    def batch_runner(self) -> BatchRunner | None:
+        """Batch files scored by an Azure ML batch endpoint or pipeline job, reading them by URL from the data account."""
+        from shared.adapters.azure.batch import AzureBatchRunner
+
+        return AzureBatchRunner(self.ml_client, self.registry, self.settings, account_url=str(self.blob_service.url))
+
 
 def missing_azure_settings(settings: Settings) -> list[str]:
     """Every setting the azure backend needs and lacks, named as app settings."""
@@ -176,6 +188,7 @@ def build_automation(settings: Settings | None = None, backend: Backend | None =
     s = backend.settings
     floors = {"recall_yes": s.gate_min_recall_yes} if s.gate_min_recall_yes > 0 else {}
     extra.setdefault("trainer", backend.trainer)
+    extra.setdefault("batch_runner", backend.batch_runner)
     return Automation(settings=s, datasets=backend.datasets, registry=backend.registry, tracker=backend.tracker,
                       datastore=backend.datastore, deployer=backend.deployer, queue=WorkQueue(s.paths.root / "queue.db"),
                       floors=floors, **extra)

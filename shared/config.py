@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     instance_count: int = Field(1, ge=1, validation_alias="AZUREML_INSTANCE_COUNT")
     deploy_grace_minutes: float = Field(60.0, ge=0, validation_alias="BANKOPS_DEPLOY_GRACE_MINUTES")
     pipeline_rest_url: str | None = Field(None, validation_alias="BANKOPS_PIPELINE_REST_URL")
+    # Batch scoring on Azure ML (shared/adapters/azure/batch.py): a batch endpoint, or a pipeline job with one command step.
+    batch_mode: Literal["endpoint", "pipeline"] = Field("endpoint", validation_alias="AZUREML_BATCH_MODE")
+    batch_endpoint_name: str = Field("bankops-batch", validation_alias="AZUREML_BATCH_ENDPOINT_NAME")
+    batch_compute: str = Field("cpu-cluster", validation_alias="AZUREML_BATCH_COMPUTE")
+    batch_instance_count: int = Field(1, ge=1, validation_alias="AZUREML_BATCH_INSTANCE_COUNT")
+    batch_mini_batch_size: int = Field(1, ge=1, validation_alias="AZUREML_BATCH_MINI_BATCH_SIZE")
+    batch_max_retries: int = Field(2, ge=0, validation_alias="AZUREML_BATCH_MAX_RETRIES")
+    batch_timeout_s: int = Field(3600, ge=30, validation_alias="AZUREML_BATCH_TIMEOUT_SECONDS")
+    predictions_datastore: str = Field("bankops_predictions", validation_alias="AZUREML_PREDICTIONS_DATASTORE")
 
     @classmethod
     def settings_customise_sources(

@@ -262,3 +262,41 @@ class Trainer(Protocol):
         returns once the job is submitted, and a RunCompleted event follows when it ends.
         """
         ...
+
+
+@dataclass(frozen=True)
+class BatchRunStatus:
+    """Where a batch scoring run stands: state is "running", "completed" or "failed"."""
+
+    run_id: str
+    state: str
+    input: str
+    output: str  # where the predictions land, e.g. "predictions/clients.predictions.csv"
+    model_version: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("completed", "failed")
+
+
+class BatchRunner(Protocol):
+    """Where the batch step runs: in this process (local), or as an Azure ML batch endpoint or pipeline job.
+
+    The same step either way: each input row, then prediction, probability_yes and model_version,
+    into `predictions/<name>.predictions.csv` (rejects beside it).
+    """
+
+    def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> str:
+        """Score `input_uri` ("batch/clients.csv", or a remote URI) with `model_version`; answers the run id.
+
+        `output_name` defaults to "<input stem>.predictions.csv". A local runner returns once the
+        file is written; a remote one once the job is submitted (it may raise InProgress while the
+        service prepares the model's deployment). `key` (e.g. blob + eTag) makes a repeat submit
+        answer the same run instead of starting another.
+        """
+        ...
+
+    def status(self, run_id: str) -> BatchRunStatus:
+        """The run's state and output. Raises NotFound."""
+        ...

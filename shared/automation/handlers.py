@@ -26,13 +26,22 @@ from shared.automation.messages import (
     RunCompleted,
 )
 from shared.automation.work_queue import WorkQueue
-from shared.batch.blob import score_blob
+from shared.batch.blob import output_names, score_blob
 from shared.batch.scorer import BatchModel
 from shared.config import Settings, split_columns
 from shared.data_validation import validate_csv
 from shared.dataset_registration import load_frame, register_dataset
 from shared.errors import BankopsError, Conflict, InvalidDataset, NotFound
-from shared.ports import DatasetStore, Datastore, Deployer, ModelRegistry, RegistersRunModels, RunTracker, Trainer
+from shared.ports import (
+    BatchRunner,
+    DatasetStore,
+    Datastore,
+    Deployer,
+    ModelRegistry,
+    RegistersRunModels,
+    RunTracker,
+    Trainer,
+)
 from shared.training.pipeline import TrainingProgress, TrainingRequest
 
 log = logging.getLogger("bankops.automation")
@@ -53,6 +62,7 @@ class Automation:
     queue: WorkQueue
     progress: TrainingProgress | None = None
     trainer: Trainer | None = None  # default: the pipeline in this process
+    batch_runner: BatchRunner | None = None  # default: batch files scored in this process (azure: an Azure ML batch job)
     floors: Mapping[str, float] = field(default_factory=dict)
     on_event: Callable[[str, dict[str, Any]], None] = lambda _kind, _data: None
 
@@ -228,6 +238,11 @@ def on_batch_arrived(auto: Automation, event: BatchArrived) -> dict[str, Any]:
     champion = auto.registry.alias(CHAMPION)
     if champion is None:
         raise NotFound(f"there is no champion to score {event.blob} with yet; train one, then drop the file again")
+    if auto.batch_runner is not None:  # the step runs on Azure ML; the blob + eTag key makes a retried job the same run
+        run_id = auto.batch_runner.submit(event.blob, champion.version, key=f"{event.blob}:{event.etag}")
+        auto.on_event("batch_submitted", {"blob": event.blob, "run_id": run_id})
+        return {"outcome": "submitted", "run_id": run_id, "input": event.blob, "model_version": champion.version,
+                "output": f"predictions/{output_names(name)[0]}"}
     try:
         run = score_blob(auto.datastore, auto.tracker, BatchModel.load(auto.registry, champion.version), container, name)
     except InvalidDataset as error:

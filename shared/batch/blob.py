@@ -66,12 +66,14 @@ def _save(datastore: Datastore, name: str, data: BinaryIO) -> None:
         datastore.write(PREDICTIONS, name, data.read())
 
 
-def score_blob(datastore: Datastore, tracker: RunTracker, model: BatchModel, container: str, name: str) -> BatchRun:
+def score_blob(datastore: Datastore, tracker: RunTracker, model: BatchModel, container: str, name: str,
+               output_name: str | None = None) -> BatchRun:
     """Score `container/name` into the predictions container and record the run.
 
+    `output_name` defaults to `<stem>.predictions.csv` (rejects: `<output stem>.rejects.csv`).
     A file with the wrong columns raises InvalidDataset before anything is written.
     """
-    output, rejects = output_names(name)
+    output, rejects = output_names(name) if output_name is None else (output_name, f"{PurePosixPath(output_name).stem}.rejects.csv")
     with _open(datastore, container, name) as source, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as bad:
         summary = score_stream(model, source, out, bad)
         _save(datastore, output, out)

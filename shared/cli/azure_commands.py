@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -88,3 +89,47 @@ def keys(
 def retire(home: HomeOpt = None) -> None:
     """Delete deployments that have had no traffic for BANKOPS_DEPLOY_GRACE_MINUTES."""
     _print({"deleted": _azure(home).deployer.retire_expired()})
+
+
+def _batch_version(backend: Any, model_version: str | None) -> str:
+    """The named version, else the champion, else the newest."""
+    from shared.automation.handlers import CHAMPION
+
+    if model_version:
+        return str(backend.registry.get(model_version).version)
+    champion = backend.registry.alias(CHAMPION)
+    return str(champion.version if champion else backend.registry.get().version)
+
+
+@azure_app.command("batch-deploy")
+@friendly_errors
+def batch_deploy(
+    model_version: Annotated[str | None, typer.Option(help="The version to deploy (default: the champion).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Create or update the batch endpoint and the model's batch deployment, and make it the default (run again until ready)."""
+    backend = _azure(home)
+    _print(backend.batch_runner.deploy(_batch_version(backend, model_version)))
+
+
+@azure_app.command("batch-score")
+@friendly_errors
+def batch_score(
+    uri: Annotated[str, typer.Argument(help="batch/NAME.csv in the data account, or an https:// or azureml:// URI of a CSV.")],
+    model_version: Annotated[str | None, typer.Option(help="Score with this version (default: the champion).")] = None,
+    output_name: Annotated[str | None, typer.Option(help="Predictions file name (default NAME.predictions.csv; pipeline mode).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Submit an Azure ML batch job (endpoint or pipeline, AZUREML_BATCH_MODE) that writes predictions/NAME.predictions.csv."""
+    backend = _azure(home)
+    runner = backend.batch_runner
+    run_id = runner.submit(uri, _batch_version(backend, model_version), output_name)
+    _print({"run_id": run_id, **asdict(runner.status(run_id))})
+
+
+@azure_app.command("batch-status")
+@friendly_errors
+def batch_status(run_id: Annotated[str, typer.Argument(help="The run id batch-score printed.")], home: HomeOpt = None) -> None:
+    """Where an Azure ML batch job stands: running, completed or failed, and its output."""
+    status = _azure(home).batch_runner.status(run_id)
+    _print(asdict(status))

@@ -1,0 +1,42 @@
+"""BatchRunner in this process: the local batch step (`score_blob`) on the datastore, recorded as a tracking run.
+
+`submit` returns once the predictions are written, like the local trainer; the run id is the
+tracking run tagged bankops.kind=batch, which `status` reads back.
+"""
+
+from __future__ import annotations
+
+from shared.batch.blob import KIND_TAG, score_blob
+from shared.batch.scorer import BatchModel
+from shared.errors import InvalidInput, NotFound
+from shared.ports import BatchRunStatus, Datastore, ModelRegistry, RunTracker
+
+_STATES = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "failed"}
+
+
+def split_blob(input_uri: str) -> tuple[str, str]:
+    """"batch/clients.csv" -> ("batch", "clients.csv"); the local datastore knows nothing else."""
+    container, _, name = input_uri.partition("/")
+    if "://" in input_uri or not container or not name:
+        raise InvalidInput(f"the local backend scores a datastore file such as batch/clients.csv, not {input_uri!r}")
+    return container, name
+
+
+class LocalBatchRunner:
+    def __init__(self, *, datastore: Datastore, tracker: RunTracker, registry: ModelRegistry) -> None:
+        self.datastore, self.tracker, self.registry = datastore, tracker, registry
+
+    def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> str:
+        """Score now. `key` is not needed here: the work queue's ledger already keeps a repeated event from scoring twice."""
+        container, name = split_blob(input_uri)
+        version = self.registry.get(str(model_version)).version
+        run = score_blob(self.datastore, self.tracker, BatchModel.load(self.registry, version), container, name, output_name)
+        return run.run_id
+
+    def status(self, run_id: str) -> BatchRunStatus:
+        report = self.tracker.report(run_id)
+        if report.tags.get(KIND_TAG) != "batch":
+            raise NotFound(f"run {run_id} is not a batch run")
+        return BatchRunStatus(run_id=report.run_id, state=_STATES.get(report.status, "running"), input=report.params.get("input", ""),
+                              output=report.params.get("output", ""), model_version=report.params.get("model_version", ""),
+                              details={"started_at": report.started_at, "input_sha256": report.params.get("input_sha256", "")})

@@ -1,0 +1,123 @@
+"""With a remote batch runner (the azure backend), a file in batch/ is submitted as an Azure ML batch job, not scored here.
+
+The runner is an in-memory fake of the BatchRunner port that first answers InProgress (Azure ML
+preparing the champion's deployment), as the Azure adapter does; the queue, ledger and local
+datastore are the real ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.adapters.azure.batch import AzureBatchRunner
+from shared.automation import control, eventgrid
+from shared.automation.handlers import CHAMPION, Automation
+from shared.automation.worker import Worker
+from shared.bootstrap import AzureBackend
+from shared.config import load_settings
+from shared.errors import InProgress
+from shared.ports import BatchRunStatus
+from tests import samples
+from tests.azure_fakes import FakeMLClient
+from tests.batch_samples import clients
+from tests.unit.test_batch_handler import _automation
+
+
+class FakeBatchRunner:
+    """BatchRunner stand-in: records submissions; the first answers InProgress, like a deployment being created."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[str, str, str]] = []
+        self.preparing = True
+
+    def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> str:
+        if self.preparing:
+            self.preparing = False
+            raise InProgress("creating batch deployment model-v1", retry_after_s=0)
+        self.submitted.append((input_uri, model_version, key))
+        return f"batchjob-{len(self.submitted)}"
+
+    def status(self, run_id: str) -> BatchRunStatus:
+        return BatchRunStatus(run_id, "running", "", "", "")
+
+
+def _event(name: str, etag: str) -> dict[str, object]:
+    return {"id": f"ev-{etag}", "eventType": eventgrid.BLOB_CREATED, "subject": f"/blobServices/default/containers/batch/blobs/{name}",
+            "data": {"api": "PutBlob", "eTag": etag, "url": f"https://acct.blob.core.windows.net/batch/{name}"}}
+
+
+def test_a_batch_blob_is_submitted_to_the_remote_runner_once(tmp_path: Path) -> None:
+    from shared.adapters.local.datastore import LocalDatastore
+
+    auto = _automation(tmp_path, LocalDatastore(tmp_path / "datastore"))
+    auto.batch_runner = runner = FakeBatchRunner()
+    info = auto.datastore.write("batch", "clients.csv", samples.csv_bytes(clients(50)))
+    control.events(auto, [_event("clients.csv", info.etag)])
+    control.events(auto, [_event("clients.csv", info.etag)])  # Event Grid delivers at least once
+    worker = Worker(auto)
+    first = worker.run_once("batch")
+    assert first is not None and first.status == "queued"  # deferred while Azure ML prepares the deployment
+    done = worker.run_once("batch")
+    assert done is not None and done.status == "done", done
+    assert done.result == {"outcome": "submitted", "run_id": "batchjob-1", "input": "batch/clients.csv", "model_version": "1",
+                           "output": "predictions/clients.predictions.csv"}
+    assert runner.submitted == [("batch/clients.csv", "1", f"batch/clients.csv:{info.etag}")]
+    assert worker.run_once("batch") is None
+    assert auto.datastore.list("predictions") == []  # nothing scored in this process
+
+
+def test_the_azure_backend_builds_an_azure_batch_runner_on_the_data_account(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path / "home", backend="azure", datastore="azurite", batch_endpoint_name="campaigns")
+    backend = AzureBackend(settings, ml_client=FakeMLClient(store=tmp_path / "ws"), credential=object())
+    runner = backend.batch_runner
+    assert isinstance(runner, AzureBatchRunner) and runner.endpoint_name == "campaigns"
+    assert runner.input_url("batch/clients.csv") == "http://127.0.0.1:10000/devstoreaccount1/batch/clients.csv"
+    assert runner.input_url("https://x.blob.core.windows.net/batch/a.csv") == "https://x.blob.core.windows.net/batch/a.csv"
+
+
+def test_the_local_backend_scores_in_process(tmp_path: Path) -> None:
+    from shared.bootstrap import build_automation
+
+    auto: Automation = build_automation(load_settings(home=tmp_path / "home"))
+    assert auto.batch_runner is None and auto.registry.alias(CHAMPION) is None
+
+
+def test_the_azure_batch_commands_deploy_then_submit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bankops azure batch-deploy` answers "in progress" until Azure ML (the fake service) has the deployment, then batch-score submits."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from shared.adapters.azure.registry import AzureModelRegistry
+    from shared.cli import azure_commands
+    from shared.cli.main import app
+    from shared.mlflow_model import example_frame
+    from tests.azure_batch_fakes import FakeBatchService
+    from tests.batch_samples import tiny_model
+
+    fake = FakeMLClient(store=tmp_path / "ws")
+    service = FakeBatchService(fake)
+    settings = load_settings(home=tmp_path / "home", backend="azure", datastore="azurite")
+    backend = AzureBackend(settings, ml_client=fake, credential=object())
+    backend.registry = AzureModelRegistry(fake, settings.model_name, cache_dir=tmp_path / "cache")  # no workspace MLflow here
+    example = example_frame(clients(2).drop(columns=["client_id"]).to_dict("records"))
+    backend.registry.register(tiny_model(), run_id="r1", metrics={}, tags={}, input_example=example)
+    monkeypatch.setattr(azure_commands, "_azure", lambda home: backend)
+
+    first = CliRunner().invoke(app, ["azure", "batch-deploy"])
+    assert first.exit_code == 2 and "creating batch endpoint" in first.output
+    service.settle()
+    second = CliRunner().invoke(app, ["azure", "batch-deploy"])
+    assert second.exit_code == 2 and "creating batch deployment model-v1" in second.output
+    service.settle()
+    ready = CliRunner().invoke(app, ["azure", "batch-deploy"])
+    assert ready.exit_code == 0, ready.output
+    assert json.loads(ready.output)["deployment"] == "model-v1"
+    scored = CliRunner().invoke(app, ["azure", "batch-score", "batch/clients.csv"])
+    assert scored.exit_code == 0, scored.output
+    answer = json.loads(scored.output)
+    assert answer["state"] == "running" and answer["output"] == "predictions/clients.predictions.csv"
+    status = CliRunner().invoke(app, ["azure", "batch-status", answer["run_id"]])
+    assert json.loads(status.output)["model_version"] == "1"
