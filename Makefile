@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUDGET ?= 60
 
-.PHONY: up test install lint unit integration e2e contract bench-train bench-batch bench-serve clean
+.PHONY: up test install browser dashboard-screenshot lint unit integration e2e contract bench-train bench-batch bench-serve clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -20,8 +20,18 @@ install: $(STAMP)
 up: $(STAMP)
 	$(BIN)/bankops up --budget $(BUDGET)
 
+## Debian's chromium and chromedriver, for the dashboard's browser test; installed only when missing.
+APT := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(APT) apt-get install -y -q --no-install-recommends chromium chromium-driver
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || $(APT_INSTALL) || { $(APT) apt-get update -q && $(APT_INSTALL); }
+
+## docs/dashboard.png: the dashboard's browser test, its traffic spread over two and a half minutes.
+dashboard-screenshot: $(STAMP) browser
+	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png DASHBOARD_TRAFFIC_SECONDS=150 $(BIN)/python -m pytest -q tests/integration/test_dashboard_browser.py
+
 ## Install, lint and run every test tier.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check shared functions function_app.py tests bench
 	$(BIN)/python -m pytest -p no:cacheprovider -q
 
@@ -31,7 +41,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests/integration
 
 e2e: $(STAMP)

@@ -1,6 +1,7 @@
 """The local control plane: the function app's /api routes on FastAPI, for `bankops up`.
 
-Auth is Azure Functions' function level: the key in `x-functions-key` or `?code=`.
+Auth is Azure Functions' function level: the key in `x-functions-key` or `?code=`, on every /api
+route; /metrics (Prometheus on loopback) and the dashboard page (its data is /api/dashboard) need none.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from shared.automation import control
 from shared.automation.handlers import Automation
 from shared.errors import BankopsError, http_status
+from shared.monitoring.dashboard_page import add_dashboard_routes
 from shared.monitoring.metrics import CONTENT_TYPE, ControlMetrics
 
 
@@ -47,6 +49,8 @@ def create_control_app(auto: Automation, *, key_ok: Callable[[str | None], bool]
         nxt = next_schedule()
         unix = datetime.fromisoformat(nxt).timestamp() if nxt else None
         return Response(counters.exposition(unix), media_type=CONTENT_TYPE)
+
+    add_dashboard_routes(app, auto, next_schedule)  # GET /dashboard (page) and /api/dashboard (data)
 
     @app.post("/api/retrain", status_code=202)
     async def retrain(request: Request) -> dict[str, Any]:

@@ -268,6 +268,7 @@ class LocalHost:
             "swagger_ui": f"{self.scoring.url}/docs",
             "keys": f"{s.paths.keys} (`bankops keys show`)",
             "control_plane": self.endpoints.control_url,
+            "dashboard": f"{self.endpoints.control_url.removesuffix('/api')}/dashboard?code=<function key> (`bankops keys show`)",
             "serving_version": self.auto.deployer.current(),
             "next_retrain": self._next_schedule(),
             "incoming": str(s.paths.incoming) if s.datastore == "local" else f"the 'incoming' blob container ({s.datastore})",
