@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import os
 
-# OpenMP threads that spin while they wait make XGBoost and LightGBM 10-20x slower as soon as
-# another process shares the cores (measured on 2 busy cores: 37 s instead of 2 s for one XGBoost
-# fit); waiting passively costs little on free cores. Each OpenMP runtime reads this when it is
-# loaded, so it is set here, before the learners' libraries are imported (they are imported lazily).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from shared.training.openmp import openmp_environment
+
+os.environ.update(openmp_environment())  # before anything loads an OpenMP runtime (scikit-learn, the boosters)
 
 from typing import Any
 
@@ -49,7 +47,7 @@ PORTFOLIO: tuple[tuple[str, dict[str, Any]], ...] = (
     ("xgboost", {"n_estimators": 500, "learning_rate": 0.03, "max_depth": 5, "subsample": 0.8, "colsample_bytree": 0.7,
                  "min_child_weight": 2, "tree_method": "hist"}),
     ("catboost", {"iterations": 600, "learning_rate": 0.08, "depth": 6}),
-    ("lgbm", {"n_estimators": 800, "learning_rate": 0.02, "num_leaves": 31, "min_child_samples": 40, "subsample": 0.8,
+    ("lgbm", {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 40, "subsample": 0.8,
               "subsample_freq": 1, "colsample_bytree": 0.6, "reg_lambda": 1.0}),
 )
 

@@ -71,10 +71,20 @@ def permutation_importance(
     columns: list[str],
     *,
     seed: int = 0,
-    repeats: int = 3,
+    repeats: int = 2,
+    max_rows: int = 2_000,
 ) -> pd.Series:
-    """Drop in holdout AUC when one raw input column is shuffled: importance in the user's terms."""
+    """Drop in holdout AUC when one raw input column is shuffled: importance in the user's terms.
+
+    It predicts the holdout 1 + repeats x columns times, so on at most `max_rows` rows (a seeded
+    sample): a blend of 30 fold boosters took 30 s on the full 3,300 rows with 3 repeats, past the
+    training budget. Checked on one 3-member blend: 3.0 s instead of 6.5 s, the same top 3 features
+    and 7 of the same top 8.
+    """
     rng = np.random.default_rng(seed)
+    if len(frame) > max_rows:
+        keep = np.sort(rng.choice(len(frame), size=max_rows, replace=False))
+        frame, y = frame.iloc[keep].reset_index(drop=True), np.asarray(y)[keep]
     base = skm.roc_auc_score(y, predict(frame))
     drops = {}
     for name in columns:

@@ -51,3 +51,23 @@ def test_blends_complementary_members(y: np.ndarray) -> None:
 def test_a_single_candidate_is_picked(y: np.ndarray) -> None:
     picks = select_weights({"only": _informative(y, 0.3, seed=7)}, y, scorer("AUC_weighted"), rounds=5)
     assert picks == {"only": 5}
+
+
+def test_the_blend_stays_within_its_prediction_cost(y: np.ndarray) -> None:
+    """Complementary members that together cost more than the scoring budget are not blended; a
+    cheaper partner is taken instead, and the most expensive member alone is never the fallback."""
+    half = np.arange(len(y)) < len(y) // 2
+    rng = np.random.default_rng(5)
+    good = _informative(y, 0.2, seed=6)
+    left = np.where(half, good, rng.uniform(0, 1, len(y)))
+    right = np.where(~half, good, rng.uniform(0, 1, len(y)))
+    cheap_right = np.where(~half, _informative(y, 0.4, seed=8), rng.uniform(0, 1, len(y)))
+    oof = {"left": left, "right": right, "cheap_right": cheap_right}
+    score = scorer("AUC_weighted")
+    unlimited = select_weights(oof, y, score)
+    assert {"left", "right"} <= set(unlimited), unlimited
+    limited = select_weights(oof, y, score, cost={"left": 2500, "right": 2500, "cheap_right": 500}, max_cost=3500)
+    assert "right" not in limited or "left" not in limited, limited
+    assert sum({"left": 2500, "right": 2500, "cheap_right": 500}[n] for n in limited) <= 3500
+    over = select_weights({"big": good, "small": left}, y, score, cost={"big": 9000, "small": 100}, max_cost=3500)
+    assert set(over) == {"small"}, over
