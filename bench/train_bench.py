@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "meets_target": automl["holdout_auc_weighted"] >= TARGET_AUC and peak["total"] < MEMORY_LIMIT_MB,
         "conditions": {"cpus": os.cpu_count(), "import_s": round(import_s, 2), "load_before": load_before,
                        "load_after": [round(v, 2) for v in os.getloadavg()],
-                       "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (spin)"),
+                       "openmp": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ},
                        "platform": platform.platform()},
         "versions": versions(PACKAGES),
         "reference": [{"name": n, "holdout_auc_weighted": a, "time_s": s} for n, a, s in REFERENCE],

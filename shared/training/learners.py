@@ -10,12 +10,6 @@ learners, such as CatBoost, that are too slow to search within a minute.
 
 from __future__ import annotations
 
-import os
-
-from shared.training.openmp import openmp_environment
-
-os.environ.update(openmp_environment())  # before anything loads an OpenMP runtime (scikit-learn, the boosters)
-
 from typing import Any
 
 from sklearn.impute import SimpleImputer
