@@ -194,6 +194,10 @@ class Datastore(Protocol):
 
     def read(self, container: str, name: str) -> bytes: ...
 
+    def read_head(self, container: str, name: str, max_bytes: int) -> bytes:
+        """The first `max_bytes` of a file (a CSV header check without downloading it). Raises NotFound."""
+        ...
+
     def write(self, container: str, name: str, data: bytes) -> BlobInfo:
         """Write a whole file atomically (readers never see part of it)."""
         ...

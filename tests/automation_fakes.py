@@ -30,6 +30,9 @@ class InMemoryDatastore:
             raise NotFound(f"{container}/{name} does not exist")
         return self.files[(container, name)][0]
 
+    def read_head(self, container: str, name: str, max_bytes: int) -> bytes:
+        return self.read(container, name)[:max_bytes]
+
     def write(self, container: str, name: str, data: bytes) -> BlobInfo:
         self.files[(container, name)] = (data, f"etag-{next(self._etags)}")
         return self.info(container, name)  # type: ignore[return-value]

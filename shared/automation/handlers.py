@@ -28,6 +28,7 @@ from shared.automation.messages import (
 from shared.automation.work_queue import WorkQueue
 from shared.batch.blob import output_names, score_blob
 from shared.batch.scorer import BatchModel
+from shared.batch.source import HEADER_BYTES, check_header_bytes
 from shared.config import Settings, split_columns
 from shared.data_validation import validate_csv
 from shared.dataset_registration import load_frame, register_dataset
@@ -239,6 +240,10 @@ def on_batch_arrived(auto: Automation, event: BatchArrived) -> dict[str, Any]:
     if champion is None:
         raise NotFound(f"there is no champion to score {event.blob} with yet; train one, then drop the file again")
     if auto.batch_runner is not None:  # the step runs on Azure ML; the blob + eTag key makes a retried job the same run
+        try:  # a wrong header is quarantined here, as locally, rather than failing the remote job
+            check_header_bytes(auto.datastore.read_head(container, name, HEADER_BYTES))
+        except InvalidDataset as error:
+            return _quarantine_batch(auto, event.blob, container, name, error)
         run_id = auto.batch_runner.submit(event.blob, champion.version, key=f"{event.blob}:{event.etag}")
         auto.on_event("batch_submitted", {"blob": event.blob, "run_id": run_id})
         return {"outcome": "submitted", "run_id": run_id, "input": event.blob, "model_version": champion.version,
@@ -246,12 +251,16 @@ def on_batch_arrived(auto: Automation, event: BatchArrived) -> dict[str, Any]:
     try:
         run = score_blob(auto.datastore, auto.tracker, BatchModel.load(auto.registry, champion.version), container, name)
     except InvalidDataset as error:
-        moved = auto.datastore.move(container, name, "quarantine")
-        reason = f"{event.blob} was not scored.\n\n{error}\n\nFix the file and drop it into batch/ again.\n"
-        auto.datastore.write("quarantine", f"{moved.name}.reason.txt", reason.encode())
-        return {"outcome": "quarantined", "reason": str(error)}
+        return _quarantine_batch(auto, event.blob, container, name, error)
     auto.on_event("batch_scored", {"blob": event.blob, "rows": run.summary.rows_scored})
     return {"outcome": "scored", **run.as_dict()}
+
+
+def _quarantine_batch(auto: Automation, blob: str, container: str, name: str, error: InvalidDataset) -> dict[str, Any]:
+    moved = auto.datastore.move(container, name, "quarantine")
+    reason = f"{blob} was not scored.\n\n{error}\n\nFix the file and drop it into batch/ again.\n"
+    auto.datastore.write("quarantine", f"{moved.name}.reason.txt", reason.encode())
+    return {"outcome": "quarantined", "reason": str(error)}
 
 
 HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {

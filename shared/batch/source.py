@@ -53,6 +53,18 @@ def _header(first: bytes) -> list[str]:
     return [name.strip() for name in next(csv.reader([text]))]
 
 
+HEADER_BYTES = 64 << 10  # a header line is a few hundred bytes; this is plenty
+
+
+def check_header_bytes(head: bytes) -> None:
+    """Check a file's header from its first bytes (what a remote batch job would fail on later).
+    Raises InvalidDataset naming every problem."""
+    first = head.split(b"\n", 1)[0]
+    if len(first) == len(head) == HEADER_BYTES:
+        raise InvalidDataset(f"the first {HEADER_BYTES} bytes hold no line break: expected a CSV with a header line")
+    check_header(_header(first))
+
+
 def check_header(columns: list[str]) -> None:
     """Raise, naming every problem, unless the header has each feature once and no output column."""
     problems = column_problems(columns, schema.FEATURES, allow_unexpected=True)  # extra columns pass through

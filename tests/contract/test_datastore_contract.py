@@ -32,6 +32,16 @@ def test_write_then_read_info_and_list(store: Datastore) -> None:
     assert store.list("processed") == []
 
 
+def test_read_head_gives_the_first_bytes_only(store: Datastore) -> None:
+    store.write("batch", "clients.csv", b"age,job\n" + b"30,admin.\n" * 1000)
+    assert store.read_head("batch", "clients.csv", 8) == b"age,job\n"
+    assert store.read_head("batch", "clients.csv", 10**6) == store.read("batch", "clients.csv")
+    store.write("batch", "empty.csv", b"")
+    assert store.read_head("batch", "empty.csv", 100) == b""
+    with pytest.raises(NotFound):
+        store.read_head("batch", "absent.csv", 100)
+
+
 def test_a_rewrite_changes_the_etag(store: Datastore) -> None:
     first = store.write("incoming", "f.csv", b"one")
     time.sleep(0.01)

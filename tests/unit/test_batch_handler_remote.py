@@ -68,6 +68,25 @@ def test_a_batch_blob_is_submitted_to_the_remote_runner_once(tmp_path: Path) -> 
     assert auto.datastore.list("predictions") == []  # nothing scored in this process
 
 
+def test_a_batch_blob_with_the_wrong_columns_is_quarantined_not_submitted(tmp_path: Path) -> None:
+    """The header is checked from the blob's first bytes before anything goes to Azure ML, so a
+    wrong file is quarantined with its reason, as on the local backend, instead of failing a job."""
+    from shared.adapters.local.datastore import LocalDatastore
+
+    auto = _automation(tmp_path, LocalDatastore(tmp_path / "datastore"))
+    auto.batch_runner = runner = FakeBatchRunner()
+    runner.preparing = False
+    wrong = samples.csv_bytes(clients(20)).replace(b"euribor3m", b"euribor", 1)
+    info = auto.datastore.write("batch", "wrong.csv", wrong)
+    control.events(auto, [_event("wrong.csv", info.etag)])
+    done = Worker(auto).run_once("batch")
+    assert done is not None and done.status == "done" and done.result["outcome"] == "quarantined", done
+    assert runner.submitted == []
+    assert auto.datastore.read("quarantine", "wrong.csv") == wrong
+    reason = auto.datastore.read("quarantine", "wrong.csv.reason.txt").decode()
+    assert "euribor3m" in reason and "drop it into batch/ again" in reason
+
+
 def test_the_azure_backend_builds_an_azure_batch_runner_on_the_data_account(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path / "home", backend="azure", datastore="azurite", batch_endpoint_name="campaigns")
     backend = AzureBackend(settings, ml_client=FakeMLClient(store=tmp_path / "ws"), credential=object())

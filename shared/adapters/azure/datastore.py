@@ -91,6 +91,19 @@ class BlobDatastore:
         except ResourceNotFoundError as exc:
             raise NotFound(f"{container}/{name} does not exist") from exc
 
+    def read_head(self, container: str, name: str, max_bytes: int) -> bytes:
+        """A ranged download: only the first `max_bytes` leave the storage account."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            props = self._blob(container, name).get_blob_properties()
+            length = min(max_bytes, props.size)
+            if length == 0:
+                return b""
+            return bytes(self._blob(container, name).download_blob(offset=0, length=length).readall())
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"{container}/{name} does not exist") from exc
+
     def write(self, container: str, name: str, data: bytes) -> BlobInfo:
         answer = self._blob(container, name).upload_blob(data, overwrite=True)
         return BlobInfo(container=container, name=name, etag=_etag(answer["etag"]), size=len(data))

@@ -54,6 +54,13 @@ class LocalDatastore:
         except FileNotFoundError as exc:
             raise NotFound(f"{container}/{name} does not exist") from exc
 
+    def read_head(self, container: str, name: str, max_bytes: int) -> bytes:
+        try:
+            with self._path(container, name).open("rb") as f:
+                return f.read(max_bytes)
+        except FileNotFoundError as exc:
+            raise NotFound(f"{container}/{name} does not exist") from exc
+
     def write(self, container: str, name: str, data: bytes) -> BlobInfo:
         path = self._path(container, name)
         write_atomically(path, data)
