@@ -32,9 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from shared.adapters.azure.provisioning import raise_unless_ready
 from shared.batch.blob import PREDICTIONS, output_names
 from shared.config import Settings
-from shared.errors import BackendUnavailable, ConfigurationError, InProgress, InvalidInput, NotFound
+from shared.errors import ConfigurationError, InProgress, InvalidInput, NotFound
 from shared.ports import BatchRunStatus, ModelRegistry
 
 PREFIX = "model-v"
@@ -42,18 +43,12 @@ SCORING_SCRIPT = "shared/batch/azureml_score.py"
 SUMMARY_FILE = ".bankops-batch-summary.csv"  # the batch driver's own summary; a leading dot keeps it out of listings
 IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 PIPELINE_NAME = "bankops_batch_scoring"
-BUSY = {"creating", "updating", "deleting", "provisioning"}
-FAILED = {"failed", "canceled"}
 STATES = {"completed": "completed", "failed": "failed", "canceled": "failed", "cancelrequested": "failed", "notresponding": "failed"}
 TAG_INPUT, TAG_OUTPUT, TAG_VERSION = "bankops.input", "bankops.output", "bankops.model_version"
 
 
 def deployment_name(version: str) -> str:
     return f"{PREFIX}{version}"
-
-
-def _state(entity: Any) -> str:
-    return str(getattr(entity, "provisioning_state", "") or "").lower()
 
 
 def _default_deployment(endpoint: Any) -> str | None:
@@ -185,10 +180,7 @@ class AzureBatchRunner:
             self.ml.batch_endpoints.begin_create_or_update(BatchEndpoint(
                 name=self.endpoint_name, description="bankops: batch scoring of client lists", tags={"bankops.kind": "batch"}))
             raise InProgress(f"creating batch endpoint {self.endpoint_name}", retry_after_s=self.retry_after_s)
-        if _state(endpoint) in BUSY:
-            raise InProgress(f"batch endpoint {self.endpoint_name} is {_state(endpoint)}", retry_after_s=self.retry_after_s)
-        if _state(endpoint) in FAILED:
-            raise BackendUnavailable(f"batch endpoint {self.endpoint_name} is {endpoint.provisioning_state}; see the Azure ML studio")
+        raise_unless_ready(endpoint, f"batch endpoint {self.endpoint_name}", self.retry_after_s, if_failed="see the Azure ML studio")
         return endpoint
 
     def _deployment(self, version: str) -> str:
@@ -202,11 +194,8 @@ class AzureBatchRunner:
                 self.ml.batch_deployments.begin_create_or_update(
                     model_deployment(self.settings, model.name, model.version, code, endpoint_name=self.endpoint_name))
             raise InProgress(f"creating batch deployment {name}", retry_after_s=self.retry_after_s)
-        if _state(deployment) in BUSY:
-            raise InProgress(f"batch deployment {name} is {_state(deployment)}", retry_after_s=self.retry_after_s)
-        if _state(deployment) in FAILED:
-            raise BackendUnavailable(f"batch deployment {name} is {deployment.provisioning_state}; delete it in the Azure ML "
-                                     "studio (or fix the environment) and submit again")
+        raise_unless_ready(deployment, f"batch deployment {name}", self.retry_after_s,
+                           if_failed="delete it in the Azure ML studio (or fix the environment) and submit again")
         return name
 
     def deploy(self, model_version: str) -> dict[str, str]:

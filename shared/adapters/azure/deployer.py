@@ -25,11 +25,10 @@ from typing import Any
 import numpy as np
 
 from shared import schema
+from shared.adapters.azure.provisioning import FAILED, raise_unless_ready, raise_while_busy, state
 from shared.errors import BackendUnavailable, BankopsError, InProgress
 from shared.ports import ModelRegistry, SmokeResult
 
-BUSY = {"creating", "updating", "deleting", "provisioning"}
-FAILED = {"failed", "canceled"}
 PREFIX = "model-v"
 RETIRED_TAG = "retired."
 SMOKE_TOLERANCE = 1e-4
@@ -41,10 +40,6 @@ def deployment_name(version: str) -> str:
 
 def version_of(deployment: str) -> str | None:
     return deployment[len(PREFIX):] if deployment.startswith(PREFIX) else None
-
-
-def _state(entity: Any) -> str:
-    return str(getattr(entity, "provisioning_state", "") or "").lower()
 
 
 def mlflow_payload(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -107,10 +102,7 @@ class AzureDeployer:
                 name=self.endpoint_name, auth_mode="key", description="bankops: bank marketing scoring",
                 tags={"bankops.kind": "endpoint"}))
             raise InProgress(f"creating endpoint {self.endpoint_name}", retry_after_s=self.retry_after_s)
-        if _state(endpoint) in BUSY:
-            raise InProgress(f"endpoint {self.endpoint_name} is {_state(endpoint)}", retry_after_s=self.retry_after_s)
-        if _state(endpoint) in FAILED:
-            raise BackendUnavailable(f"endpoint {self.endpoint_name} is in state {endpoint.provisioning_state}; see the Azure ML studio")
+        raise_unless_ready(endpoint, f"endpoint {self.endpoint_name}", self.retry_after_s, if_failed="see the Azure ML studio")
         return endpoint
 
     def _create_deployment(self, version: str) -> None:
@@ -133,9 +125,8 @@ class AzureDeployer:
         if deployment is None:
             self._create_deployment(version)
             raise InProgress(f"creating deployment {name} (0% traffic)", retry_after_s=self.retry_after_s)
-        if _state(deployment) in BUSY:
-            raise InProgress(f"deployment {name} is {_state(deployment)}", retry_after_s=self.retry_after_s)
-        if _state(deployment) in FAILED:
+        raise_while_busy(deployment, f"deployment {name}", self.retry_after_s)
+        if state(deployment) in FAILED:
             logs = self.logs(version, lines=40)
             self.ml.online_deployments.begin_delete(name=name, endpoint_name=self.endpoint_name)
             raise BankopsError(f"deployment {name} failed ({deployment.provisioning_state}); it was deleted, the endpoint keeps "
