@@ -136,11 +136,15 @@ def wilson(k: int, n: int, z: float = Z_99) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def _too_few_requests(rule: str, threshold: float, rules: AlertRules, o: Observations, span: str) -> AlertState:
+    return AlertState(rule=rule, state="insufficient_data", threshold=threshold,
+                      message=f"not judged: {o.requests} /score requests in the last {span}, "
+                              f"fewer than BANKOPS_ALERT_MIN_REQUESTS={rules.min_requests}")
+
+
 def _failure_rate(rules: AlertRules, o: Observations, span: str) -> AlertState:
     if o.requests < rules.min_requests:
-        return AlertState(rule="failure_rate", state="insufficient_data", threshold=rules.failure_rate,
-                          message=f"not judged: {o.requests} /score requests in the last {span}, "
-                                  f"fewer than BANKOPS_ALERT_MIN_REQUESTS={rules.min_requests}")
+        return _too_few_requests("failure_rate", rules.failure_rate, rules, o, span)
     rate = o.failed / o.requests
     if rate <= rules.failure_rate:
         return AlertState(rule="failure_rate", state="ok", value=rate, threshold=rules.failure_rate,
@@ -156,9 +160,7 @@ def _failure_rate(rules: AlertRules, o: Observations, span: str) -> AlertState:
 
 def _p95_latency(rules: AlertRules, o: Observations, span: str) -> AlertState:
     if o.requests < rules.min_requests or o.p95_ms is None:
-        return AlertState(rule="p95_latency", state="insufficient_data", threshold=rules.p95_ms,
-                          message=f"not judged: {o.requests} /score requests in the last {span}, "
-                                  f"fewer than BANKOPS_ALERT_MIN_REQUESTS={rules.min_requests}")
+        return _too_few_requests("p95_latency", rules.p95_ms, rules, o, span)
     if o.p95_ms <= rules.p95_ms:
         return AlertState(rule="p95_latency", state="ok", value=o.p95_ms, threshold=rules.p95_ms,
                           message=f"p95 of /score was {o.p95_ms:.1f} ms over {o.requests} requests in the last {span}")
