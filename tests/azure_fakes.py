@@ -391,3 +391,16 @@ class FakeMLClient:
         self.runs.runs[best] = SimpleNamespace(data=SimpleNamespace(tags={"run_algorithm": "LightGBM"}, metrics=dict(metrics)))
         pipeline.status = "Completed"
         return automl
+
+
+def until_settled(step: Callable[[], Any], settle: Callable[[], None], attempts: int = 4) -> Any:
+    """Run an adapter step the way the work queue does: again after each InProgress, with Azure ML
+    having finished what it was provisioning (`settle`). Returns the step's answer; other errors pass."""
+    from shared.errors import InProgress
+
+    for _ in range(attempts):
+        try:
+            return step()
+        except InProgress:
+            settle()
+    raise AssertionError(f"still in progress after {attempts} attempts")

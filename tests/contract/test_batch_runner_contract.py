@@ -34,7 +34,7 @@ from shared.mlflow_model import example_frame
 from shared.ports import BatchRunner, Datastore, ModelRegistry
 from tests import batch_samples
 from tests.azure_batch_fakes import FakeBatchService
-from tests.azure_fakes import FakeMLClient
+from tests.azure_fakes import FakeMLClient, until_settled
 
 RUNNERS = ["local", "azure-endpoint", "azure-pipeline"]
 
@@ -179,13 +179,7 @@ def test_a_repeated_submit_with_the_same_key_is_the_same_job(azure_rig: Rig) -> 
 
 def test_deploy_prepares_the_version_and_makes_it_the_default(azure_rig: Rig) -> None:
     runner: Any = azure_rig.runner
-    for _ in range(4):
-        try:
-            answer = runner.deploy("1")
-            break
-        except InProgress:
-            assert azure_rig.service is not None
-            azure_rig.service.settle()
-    assert answer["deployment"] == "model-v1"
     assert azure_rig.service is not None
+    answer = until_settled(lambda: runner.deploy("1"), azure_rig.service.settle)
+    assert answer["deployment"] == "model-v1"
     assert azure_rig.service.batch_endpoints.get("bankops-batch").defaults == {"deployment_name": "model-v1"}

@@ -30,7 +30,7 @@ from shared.mlflow_model import example_frame
 from shared.training.pipeline import TrainingRequest
 from tests import samples
 from tests.automation_fakes import InMemoryDatastore
-from tests.azure_fakes import FakeMLClient
+from tests.azure_fakes import FakeMLClient, until_settled
 from tests.contract.conftest import tiny_model
 from tests.fakes import InMemoryDatasetStore, InMemoryRunTracker
 
@@ -152,12 +152,7 @@ class TestBlueGreen:
         deployer = AzureDeployer(fake, _registry_with(fake, frame, tmp_path), endpoint_name="bankops-scoring", grace_minutes=60,
                                  retry_after_s=0, clock=lambda: now[0])
         for version in ("1", "2"):
-            for _ in range(4):
-                try:
-                    deployer.deploy(version)
-                    break
-                except InProgress:
-                    fake.settle()
+            until_settled(lambda v=version: deployer.deploy(v), fake.settle)
         endpoint = fake.online_endpoints.get("bankops-scoring")
         assert endpoint.traffic == {"model-v1": 0, "model-v2": 100}
         assert endpoint.tags["retired.model-v1"] == "2026-11-27T02:00:00+00:00"
@@ -170,18 +165,11 @@ class TestBlueGreen:
     def test_a_bad_answer_deletes_the_new_deployment_and_the_old_keeps_serving(self, frame: pd.DataFrame, tmp_path: Path) -> None:
         fake = FakeMLClient()
         deployer = AzureDeployer(fake, _registry_with(fake, frame, tmp_path), endpoint_name="bankops-scoring", retry_after_s=0)
-        for version, broken in (("1", False), ("2", True)):
-            if broken:
-                fake.online_deployments.answers["model-v2"] = json.dumps(["maybe", "maybe"])
-            for _ in range(4):
-                try:
-                    deployer.deploy(version)
-                    break
-                except InProgress:
-                    fake.settle()
-                except BankopsError as exc:
-                    assert "failed its smoke test before taking traffic" in exc.message and "v1 keeps serving" in exc.message
-                    break
+        until_settled(lambda: deployer.deploy("1"), fake.settle)
+        fake.online_deployments.answers["model-v2"] = json.dumps(["maybe", "maybe"])
+        with pytest.raises(BankopsError) as broken:
+            until_settled(lambda: deployer.deploy("2"), fake.settle)
+        assert "failed its smoke test before taking traffic" in broken.value.message and "v1 keeps serving" in broken.value.message
         assert deployer.current() == "1" and fake.online_deployments.deleted == ["model-v2"]
 
     def test_a_failed_provisioning_reports_the_logs(self, frame: pd.DataFrame, tmp_path: Path) -> None:
@@ -189,22 +177,13 @@ class TestBlueGreen:
         fake.online_deployments.fail.add("model-v1")
         deployer = AzureDeployer(fake, _registry_with(fake, frame, tmp_path, n=1), endpoint_name="bankops-scoring", retry_after_s=0)
         with pytest.raises(BankopsError, match=r"(?s)deployment model-v1 failed.*InferenceServer"):
-            for _ in range(4):
-                try:
-                    deployer.deploy("1")
-                except InProgress:
-                    fake.settle()
+            until_settled(lambda: deployer.deploy("1"), fake.settle)
         assert deployer.current() is None
 
     def test_keys_and_logs(self, frame: pd.DataFrame, tmp_path: Path) -> None:
         fake = FakeMLClient()
         deployer = AzureDeployer(fake, _registry_with(fake, frame, tmp_path, n=1), endpoint_name="bankops-scoring", retry_after_s=0)
-        for _ in range(4):
-            try:
-                deployer.deploy("1")
-                break
-            except InProgress:
-                fake.settle()
+        until_settled(lambda: deployer.deploy("1"), fake.settle)
         assert deployer.keys() == {"primary": "primary-0", "secondary": "secondary-0"}
         deployer.regenerate_key("secondary")
         assert deployer.keys()["secondary"] == "secondary-1" and deployer.keys()["primary"] == "primary-0"
