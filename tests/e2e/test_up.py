@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests import samples
+from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
 BUDGET = "5"
@@ -97,16 +98,6 @@ class Host:
         self.process.wait(10)
 
 
-def _eventually(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
 def _drop(incoming: Path, name: str, data: bytes) -> None:
     """Write beside, then rename: how a file lands whole, as a finished blob does."""
     partial = incoming / f".{name}.part"
@@ -146,7 +137,7 @@ def test_a_bad_file_is_quarantined_with_its_reason(host: Host, home: Path) -> No
     bad = samples.stratified_sample(300, seed=5).drop(columns=["month"])
     _drop(home / "datastore" / "incoming", "broken.csv", samples.csv_bytes(bad))
     reason = home / "datastore" / "quarantine" / "broken.csv.reason.txt"
-    _eventually(reason.exists, 30, "the quarantine reason file")
+    eventually(reason.exists, 30, "the quarantine reason file", interval_s=0.5)
     assert "missing column(s): month" in reason.read_text()
     assert (home / "datastore" / "quarantine" / "broken.csv").exists()
 
@@ -155,15 +146,15 @@ def test_new_data_is_trained_gated_and_served_with_no_other_action(host: Host, h
     new = samples.stratified_sample(400, seed=9)
     new["campaign"] = (new["campaign"].astype(int) + 40).astype(str)  # rows the shipped data does not have
     _drop(home / "datastore" / "incoming", "new-clients.csv", samples.csv_bytes(new))
-    status = _eventually(lambda: (st := host.api("GET", "status").json())["champion"]["model_version"] == "2" and st, 240,
-                         "model v2 to be champion")
+    status = eventually(lambda: (st := host.api("GET", "status").json())["champion"]["model_version"] == "2" and st, 240,
+                         "model v2 to be champion", interval_s=0.5)
     assert host.serving_version() == "2"
     assert status["champion"]["dataset"] == "bankmarketing:2"
     gate = next(j for j in status["recent_jobs"] if j["kind"] == "RunCompleted")
     assert gate["outcome"] == "deployed" and "challenger v2" in gate["reason"]
     # The same file again, under another name: no new dataset version, no training.
     _drop(home / "datastore" / "incoming", "new-clients-copy.csv", samples.csv_bytes(new))
-    _eventually(lambda: (home / "datastore" / "processed" / "new-clients-copy.csv").exists(), 30, "the copy to be processed")
+    eventually(lambda: (home / "datastore" / "processed" / "new-clients-copy.csv").exists(), 30, "the copy to be processed", interval_s=0.5)
     jobs = host.api("GET", "status").json()["recent_jobs"]
     assert jobs[0]["kind"] == "DataArrived" and jobs[0]["outcome"] == "unchanged"
 
@@ -180,15 +171,15 @@ def test_a_duplicate_event_is_accepted_once(host: Host) -> None:
 
 def test_a_host_killed_mid_training_resumes_and_serves_the_champion_at_once(host: Host, home: Path) -> None:
     job_id = host.api("POST", "retrain", {"ExperimentName": "bankmarketing"}).json()["Id"]
-    _eventually(lambda: host.api("GET", f"runs/{job_id}").json()["status"] == "running", 120, "training to start")
+    eventually(lambda: host.api("GET", f"runs/{job_id}").json()["status"] == "running", 120, "training to start", interval_s=0.5)
     host.kill()
     restarted = Host(home, host.control_port, host.scoring_port)
     try:
         restarted.wait_for("bankops is up", timeout_s=120)
         assert "first start" not in "".join(restarted.output)  # served at once, no training first
         assert restarted.serving_version() == "2"
-        job = _eventually(lambda: (j := restarted.api("GET", f"runs/{job_id}").json())["status"] == "done" and j, 240,
-                          "the interrupted training to finish")
+        job = eventually(lambda: (j := restarted.api("GET", f"runs/{job_id}").json())["status"] == "done" and j, 240,
+                          "the interrupted training to finish", interval_s=0.5)
         assert job["attempts"] == 2 and job["result"]["model_version"] == "3"
     finally:
         assert restarted.interrupt() == 0

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from tests import samples
 from tests.integration.scoring_fixtures import Service, bankops_command, free_port, service_env, trained_home
 from tests.integration.test_monitoring_scoring import force_failure
 from tests.local_home import local_home
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -67,16 +68,6 @@ class Up:
             return str(httpx.get(f"{self.scoring}/", timeout=5).json().get("model_version"))
         except (httpx.HTTPError, ValueError):
             return None
-
-
-def eventually(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from shared.config import load_settings
 from shared.monitoring.availability import AvailabilityProbe, summary
 from shared.monitoring.request_log import read_entries
 from tests.integration.scoring_fixtures import Service, endpoint_records, free_port, run_cli, start_service, trained_home
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +51,6 @@ def delta(before: dict, after: dict, name: str, **labels: str) -> float:
 
 def request_log(svc: Service) -> list[dict]:
     return read_entries(load_settings(home=svc.home).paths.logs)
-
-
-def wait_for(condition, timeout_s: float = 10.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.1)
-    return condition()
 
 
 def force_failure(svc: Service) -> httpx.Response:
@@ -107,7 +98,8 @@ def test_known_traffic_moves_each_metric_by_the_expected_amount_and_the_failure_
     assert after[("bankops_scoring_model_load_seconds", (("version", "2"),))] > 0
 
     # the request log: every request, the failure under the id the client got, which key (never the key)
-    entries = wait_for(lambda: [e for e in request_log(svc) if e["request_id"] == failed_id])
+    entries = eventually(lambda: [e for e in request_log(svc) if e["request_id"] == failed_id], 10, "the failed request's log entry",
+                         interval_s=0.1)
     assert entries and entries[0]["status"] == 500 and entries[0]["route"] == "/score"
     score_entries = [e for e in request_log(svc) if e["route"] == "/score"][-9:]
     assert sorted(e["status"] for e in score_entries) == [200, 200, 200, 200, 401, 401, 422, 422, 500]
@@ -162,7 +154,7 @@ def test_the_availability_probe_records_up_and_down(svc: Service, tmp_path: Path
     up = AvailabilityProbe(svc.url, logs, interval_s=0.2)
     down = AvailabilityProbe(f"http://127.0.0.1:{free_port()}", logs, interval_s=0.2)
     up.start()
-    assert wait_for(lambda: summary(logs)["last_hour"]["probes"] >= 3)
+    assert eventually(lambda: summary(logs)["last_hour"]["probes"] >= 3, 10, "three availability probes", interval_s=0.1)
     up.stop()
     assert down.run_once()["up"] is False  # type: ignore[index]
     down.stop()
