@@ -94,6 +94,7 @@ def bench_automl(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray, y
         "oof_score_blend": round(result.blend.oof_score, 5) if np.isfinite(result.blend.oof_score) else None,
         "oof_score_candidates": {k: round(v, 5) for k, v in result.blend.candidate_scores.items()},
         "skipped_candidates": result.blend.skipped,
+        "members_not_refit": result.blend.unrefit,
         "candidate_seconds": result.blend.seconds,
         "ensemble": model.describe(),
         "trials": len(result.trials),

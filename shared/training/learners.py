@@ -36,13 +36,17 @@ LEARNER_NAMES = {
 SECONDS_PER_ROW_TREE = {"catboost": 1.8e-7, "xgboost": 7e-8, "lgbm": 1.25e-7, "rf": 1e-6, "extra_tree": 8e-7}
 
 # Fixed configs tried by the blend, in the order they are tried, as the libraries' own params.
-# Measured on the 80/20 bench split (5-fold OOF AUC / holdout AUC of the fold-averaged models).
+# Measured on the 80/20 bench split, 5-fold OOF AUC / holdout AUC of one refit on the 80%:
+# XGBoost 0.9495 / 0.9473, CatBoost 0.9479 / 0.9470, LightGBM 0.9499 / 0.9477 (CatBoost at 600 trees
+# and rate 0.08: 0.9476 / 0.9463, and the blend 0.0002 lower). The LightGBM config
+# (small trees, slow rate, strong column sampling) replaced one of 300 trees of 31 leaves at 0.05
+# (0.9490 / 0.9469): it is the member the blend weighs most.
 PORTFOLIO: tuple[tuple[str, dict[str, Any]], ...] = (
     ("xgboost", {"n_estimators": 500, "learning_rate": 0.03, "max_depth": 5, "subsample": 0.8, "colsample_bytree": 0.7,
                  "min_child_weight": 2, "tree_method": "hist"}),
-    ("catboost", {"iterations": 600, "learning_rate": 0.08, "depth": 6}),
-    ("lgbm", {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 40, "subsample": 0.8,
-              "subsample_freq": 1, "colsample_bytree": 0.6, "reg_lambda": 1.0}),
+    ("catboost", {"iterations": 1000, "learning_rate": 0.05, "depth": 6, "l2_leaf_reg": 3}),
+    ("lgbm", {"n_estimators": 600, "learning_rate": 0.02, "num_leaves": 15, "min_child_samples": 50, "subsample": 0.8,
+              "subsample_freq": 1, "colsample_bytree": 0.5, "reg_lambda": 5.0}),
 )
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
-from shared.training.ensemble import select_weights
+from shared.model import Member
+from shared.training.ensemble import Candidate, bagged_weights, build_blend, select_weights
 from shared.training.evaluate import scorer
 
 
@@ -71,3 +75,55 @@ def test_the_blend_stays_within_its_prediction_cost(y: np.ndarray) -> None:
     assert sum({"left": 2500, "right": 2500, "cheap_right": 500}[n] for n in limited) <= 3500
     over = select_weights({"big": good, "small": left}, y, score, cost={"big": 9000, "small": 100}, max_cost=3500)
     assert set(over) == {"small"}, over
+
+
+def _forest_data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(500, 4))
+    return x, (x[:, 0] + rng.normal(0, 0.5, 500) > 0.8).astype(np.int64)
+
+
+# A forest without bootstrap: the root of each tree holds every row the model was trained on.
+_FOREST = Candidate("rf-fixed", "rf", {"n_estimators": 5, "max_depth": 3, "bootstrap": False}, native=True)
+
+
+def _rows_seen(member: Member) -> int:
+    return int(member.estimator.estimators_[0].tree_.n_node_samples[0])
+
+
+def test_picked_members_are_refit_on_all_rows() -> None:
+    x, y = _forest_data()
+    blend = build_blend([_FOREST], x, y, score=scorer("AUC_weighted"), folds=5, seed=0, deadline=time.monotonic() + 60)
+    assert blend.unrefit == []
+    assert [_rows_seen(m) for m in blend.members] == [500]
+    assert blend.candidate_scores["rf-fixed"] > 0.7  # the out-of-fold score is still reported
+
+
+def test_a_member_without_time_to_refit_is_served_by_a_fold_model() -> None:
+    """Out of time: the first candidate keeps the fold model it has (4/5 of the rows), same cost to predict."""
+    x, y = _forest_data()
+    blend = build_blend([_FOREST], x, y, score=scorer("AUC_weighted"), folds=5, seed=0, deadline=time.monotonic() - 1)
+    assert blend.unrefit == ["rf-fixed"]
+    assert [_rows_seen(m) for m in blend.members] == [400]
+
+
+def test_the_fast_auc_equals_scikit_learns_ties_included(y: np.ndarray) -> None:
+    p = _informative(y, 0.3, seed=3)
+    assert scorer("AUC_weighted")(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    coarse = np.round(p, 1)  # many ties
+    assert scorer("AUC_weighted")(y, coarse) == pytest.approx(roc_auc_score(y, coarse), abs=1e-12)
+    with pytest.raises(ValueError, match="both classes"):
+        scorer("AUC_weighted")(np.zeros(10), np.linspace(0, 1, 10))
+
+
+def test_bagged_selection_spreads_weight_and_keeps_the_cost_cap(y: np.ndarray) -> None:
+    """Several useful members share the weight (summing to 1), and the union of the bags' picks
+    is trimmed, lightest first, to the prediction-cost cap."""
+    oof = {f"m{i}": _informative(y, 0.25 + 0.02 * i, seed=20 + i) for i in range(6)}
+    weights = bagged_weights(oof, y, scorer("AUC_weighted"), seed=1)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert len(weights) >= 3, weights
+    cost = {name: 1000.0 for name in oof}
+    capped = bagged_weights(oof, y, scorer("AUC_weighted"), seed=1, cost=cost, max_cost=2000)
+    assert len(capped) == 2 and sum(capped.values()) == pytest.approx(1.0), capped
+    assert set(capped) <= set(weights)
