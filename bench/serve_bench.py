@@ -121,15 +121,16 @@ def model_version(home: Path, budget: float) -> tuple[str, str, str]:
 
 
 def model_dir(tracking_uri: str, name: str, version: str, cache: Path) -> Path:
-    """The MLflow model's files (MLmodel, artifacts/...) copied out of the registry, as AZUREML_MODEL_DIR."""
+    """The MLflow model's files (MLmodel, artifacts/...) copied out of the registry, as AZUREML_MODEL_DIR.
+    Copied afresh each run: version 1 of another home is another model."""
     import mlflow
 
     target = cache / f"model-{name}-{version}"
-    if not (target / "MLmodel").exists():
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        mlflow.set_tracking_uri(tracking_uri)
-        target.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(target))
+    shutil.rmtree(target, ignore_errors=True)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(tracking_uri)
+    target.mkdir(parents=True, exist_ok=True)
+    mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(target))
     return target
 
 
