@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import shared, flaml, mlflow, lightgbm, xgboost" && touch $(STAMP)
+	$(BIN)/python -c "import shared, flaml, mlflow, lightgbm, xgboost, lleaves" && touch $(STAMP)
 
 install: $(STAMP)
 

@@ -10,7 +10,9 @@ memory is its own:
 - fast: `shared.batch.job.score_file` (what `bankops batch-score` runs), CSV in, CSV out;
 - naive: pandas `read_csv`, the MLflow pyfunc model's `predict`, `to_csv`.
 
-Model loading is timed apart and left out of both. Writes seconds, rows/s, peak RSS, the ratio
+Model loading is timed apart and left out of both; for the fast path it includes compiling the
+LightGBM and XGBoost members to native code from a cold cache, in child processes
+(`compile_peak_rss_mb`), which a user pays once per model version. Writes seconds, rows/s, peak RSS, the ratio
 and a check that both paths give the same probabilities to --out.
 """
 
@@ -23,6 +25,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,12 +37,12 @@ from bench.versions import versions  # noqa: E402
 
 TARGET_RATIO = 3.0
 MEMORY_LIMIT_MB = 1024
-PACKAGES = ("pyarrow", "pandas", "numpy", "mlflow", "lightgbm", "xgboost", "catboost", "scikit-learn")
+PACKAGES = ("pyarrow", "pandas", "numpy", "mlflow", "lightgbm", "xgboost", "catboost", "scikit-learn", "lleaves", "llvmlite")
 
 
-def peak_mb() -> float:
+def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
     scale = 1024 * 1024 if sys.platform == "darwin" else 1024
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale, 1)
+    return round(resource.getrusage(who).ru_maxrss / scale, 1)
 
 
 def generate(path: Path, rows: int, seed: int = 0) -> None:
@@ -84,15 +87,19 @@ def child_fast(home: Path, version: str, source: Path, output: Path) -> dict:
     from shared.bootstrap import bootstrap
     from shared.config import load_settings
 
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bankops-bench-cache-")  # compile cold: what a new model costs
     t0 = time.monotonic()
     model = BatchModel.load(bootstrap(load_settings(home=home)).registry, version)
+    model.compiled.prepare_native()
     load_s = time.monotonic() - t0
     t1 = time.monotonic()
     summary = score_file(model, source, output)
     seconds = time.monotonic() - t1
     return {"seconds": round(seconds, 2), "rows_per_s": round(summary.rows_read / seconds), "model_load_s": round(load_s, 2),
             "rows_scored": summary.rows_scored, "peak_rss_mb": peak_mb(), "model": model.model.describe(),
-            "fast_members": model.compiled.fast_members}
+            "fast_members": model.compiled.fast_members, "native_members": model.compiled.native_members,
+            # the boosters are compiled to native code in child processes, before scoring (model_load_s)
+            "compile_peak_rss_mb": peak_mb(resource.RUSAGE_CHILDREN)}
 
 
 def child_naive(home: Path, version: str, source: Path, output: Path) -> dict:
@@ -141,7 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--home", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "bankops-bench-batch")
-    parser.add_argument("--budget", type=float, default=15.0, help="training budget when --home has no model")
+    parser.add_argument("--budget", type=float, default=60.0, help="training budget when --home has no model (as bankops train)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "batch.json")
     parser.add_argument("--child", choices=("fast", "naive"), help=argparse.SUPPRESS)
     parser.add_argument("--version", help=argparse.SUPPRESS)

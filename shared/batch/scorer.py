@@ -2,7 +2,9 @@
 
 Encoding works on each chunk's dictionary of category values (a few dozen strings), not on
 every row; prediction goes through the serving predictor in its exact mode (each member's direct library
-call, all cores for large batches), which equals the model's own `proba_from_matrix`.
+call, all cores for large batches), which equals the model's own `proba_from_matrix`, with the
+LightGBM and XGBoost members compiled to native code for large chunks when lleaves is installed
+(`shared/serving/native_trees.py`: LightGBM to 1e-15, XGBoost to the contract's 1e-6).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class BatchModel:
 
     @classmethod
     def build(cls, model: BankMarketingModel, version: str) -> BatchModel:
-        compiled = compile_model(model, verification_records(), exact=True)
+        compiled = compile_model(model, verification_records(), exact=True, native=True)
         return cls(str(version), model, compiled)
 
     @classmethod

@@ -19,11 +19,13 @@ import os
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shared.model import BankMarketingModel
+from shared.serving import native_trees
 from shared.serving.onnx_trees import xgboost_session
 
 log = logging.getLogger("bankops.serving")
@@ -31,6 +33,7 @@ log = logging.getLogger("bankops.serving")
 LARGE_BATCH = 2_000  # rows from which CatBoost may use several threads
 SMALL_BATCH = 64  # fewer rows: one thread (XGBoost through ONNX Runtime); this many and more: every core
 # (measured on 2 cores, 100 rows through 5 fold boosters: LightGBM 1.1 ms on one thread, 0.6 ms on two)
+NATIVE_BATCH = LARGE_BATCH  # rows from which batch scoring runs boosters compiled to native code (`native_trees`)
 TOLERANCE = 1e-9  # the libraries' own calls, reached faster: the same sums
 TOLERANCE_FLOAT32 = 1e-6  # the scoring contract; ONNX Runtime's float32 sums in another order differ by up to ~7e-8
 ProbaFn = Callable[[np.ndarray], np.ndarray]
@@ -183,6 +186,50 @@ def _agrees(fast: ProbaFn, slow: ProbaFn, x: np.ndarray, tolerance: float, singl
     return all(np.allclose(fast(b), slow(b), rtol=0, atol=tolerance) for b in batches)
 
 
+def native_cache() -> Path:
+    """Where compiled boosters are kept: one file per model file's hash, so any home can share it."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bankops" / "trees"
+
+
+class _NativeOrLibrary:
+    """A member's booster compiled to native code for batches of NATIVE_BATCH rows and more; the
+    library's call below that. Compiled on the first large batch (seconds, then cached), and used
+    only if it agrees with the member's `predict_proba` on the verification sample."""
+
+    def __init__(self, learner: str, estimator: Any, library: ProbaFn, reference: ProbaFn, sample: np.ndarray) -> None:
+        self.learner, self.estimator, self.library, self.reference, self.sample = learner, estimator, library, reference, sample
+        self.native: ProbaFn | None = None
+        self.tried = False
+
+    def _build(self) -> None:
+        self.tried = True
+        kind = type(self.estimator).__name__
+        if kind == "LGBMClassifier":
+            text, tolerance = native_trees.lightgbm_text(self.estimator), TOLERANCE
+        else:  # XGBoost sums its leaves in float32: the contract's tolerance
+            text, tolerance = native_trees.xgboost_text(self.estimator), TOLERANCE_FLOAT32
+        if text is None:
+            return
+        try:
+            native = native_trees.compile_text(text, native_cache())
+            if _agrees(native, self.reference, self.sample, tolerance):
+                self.native = native
+            else:
+                log.warning("native trees of %s disagree with predict_proba; using the library", self.learner)
+        except Exception:  # a compiler or cache problem costs speed, never an answer
+            log.warning("native trees of %s unavailable; using the library", self.learner, exc_info=True)
+
+    def prepare(self) -> None:
+        if not self.tried:
+            self._build()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if len(x) < NATIVE_BATCH:
+            return self.library(x)
+        self.prepare()
+        return self.native(x) if self.native is not None else self.library(x)
+
+
 @dataclass
 class CompiledModel:
     """P("yes") for an encoded matrix, equal to the model's own `proba_from_matrix`."""
@@ -190,6 +237,18 @@ class CompiledModel:
     model: BankMarketingModel
     calls: list[tuple[float, ProbaFn]] = field(default_factory=list)
     fast_members: list[str] = field(default_factory=list)
+
+    @property
+    def native_members(self) -> list[str]:
+        """The members whose large batches ran compiled to native code so far."""
+        return [c.learner for _, c in self.calls if isinstance(c, _NativeOrLibrary) and c.native is not None]
+
+    def prepare_native(self) -> list[str]:
+        """Compile the native members now rather than on the first large batch; returns those in use."""
+        for _, call in self.calls:
+            if isinstance(call, _NativeOrLibrary):
+                call.prepare()
+        return self.native_members
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         total = sum(w for w, _ in self.calls)
@@ -199,10 +258,14 @@ class CompiledModel:
         return p / total
 
 
-def compile_model(model: BankMarketingModel, sample: Sequence[Mapping[str, object]], *, exact: bool = False) -> CompiledModel:
+def compile_model(model: BankMarketingModel, sample: Sequence[Mapping[str, object]], *, exact: bool = False,
+                  native: bool = False) -> CompiledModel:
     """Pick the fastest verified call for each member; `sample` are records to verify on (at
     least SMALL_BATCH of them, so both XGBoost paths are checked). `exact`: the libraries' own sums
-    only (no ONNX Runtime), for batch scoring, whose output must equal the MLflow model's."""
+    only (no ONNX Runtime), for batch scoring, whose output must equal the MLflow model's.
+    `native` (batch scoring): LightGBM and XGBoost members run compiled to native code on large
+    batches, when lleaves is installed (`native_trees`)."""
+    use_native = native and native_trees.available()
     x = model.encoder.transform_records(sample)
     compiled = CompiledModel(model)
     for member in model.members:
@@ -222,5 +285,7 @@ def compile_model(model: BankMarketingModel, sample: Sequence[Mapping[str, objec
                 log.warning("fast path of %s disagrees with predict_proba; using predict_proba", member.learner)
         except Exception:  # a library API that changed: stay on the reference call
             log.warning("fast path of %s unavailable; using predict_proba", member.learner, exc_info=True)
+        if use_native and type(member.estimator).__name__ in ("LGBMClassifier", "XGBClassifier"):
+            call = _NativeOrLibrary(member.learner, member.estimator, call, slow, x)
         compiled.calls.append((member.weight, call))
     return compiled

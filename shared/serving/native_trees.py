@@ -1,0 +1,169 @@
+"""Boosters compiled to native code with lleaves, for batch scoring of large files.
+
+Evaluating a million rows, LightGBM's and XGBoost's own predictors walk about 100-300 million
+trees a second on two cores; lleaves compiles a LightGBM model file into machine code (LLVM)
+that walks the same trees several times faster (measured on the bench model, 1M rows: a
+258-tree LightGBM member 4.83 s -> 0.75 s, with the same answers to 1e-15).
+
+XGBoost boosters are written as LightGBM model files first. XGBoost sends a row left when
+`float32(x) < split` and a missing value (NaN) the node's default way; LightGBM sends it left when
+`x <= threshold` in double precision, so each split becomes the largest double that still
+rounds below the float32 split, and NaN keeps the default direction: every row reaches the same
+leaf. XGBoost sums the leaves in float32 and this sums them in double, so probabilities differ
+by up to about 5e-7 (measured on 1M rows), within the scoring contract's 1e-6, checked on the
+verification sample before use, like every fast path.
+
+Compiling takes seconds (about 3 s for 250 LightGBM trees, 9 s for 500 XGBoost trees), so it runs
+in a child process and the machine code is cached on disk by the model file's hash. Without
+lleaves (or llvmlite) installed, `available()` is False and callers keep the libraries' own
+predictors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("bankops.serving")
+ProbaFn = Callable[[np.ndarray], np.ndarray]
+_MISSING_NAN = 2 << 2  # LightGBM decision_type: missing type NaN (bits 2-3)
+_DEFAULT_LEFT = 1 << 1  # LightGBM decision_type: missing values go left
+COMPILE_TIMEOUT_S = 600  # 500 XGBoost trees of depth 5 take about 9 s on 2 cores
+
+
+def available() -> bool:
+    """Whether lleaves and a compatible llvmlite are installed."""
+    try:
+        import lleaves  # noqa: F401
+        import llvmlite.binding as llvm
+    except ImportError:
+        return False
+    return hasattr(llvm, "PassManagerBuilder")  # lleaves 1.3 needs llvmlite < 0.45
+
+
+def lightgbm_text(estimator: Any) -> str | None:
+    """The LightGBM model file of a fitted binary LGBMClassifier (None: not one)."""
+    if getattr(estimator, "n_classes_", 2) != 2 or not hasattr(estimator, "booster_"):
+        return None
+    return str(estimator.booster_.model_to_string())
+
+
+def _left_threshold(split: float) -> float:
+    """The largest double x with float32(x) < split (split a float32 value), so `x <= result`
+    sends a row left exactly when XGBoost does."""
+    t = np.float32(split)
+    below = np.nextafter(t, np.float32(-np.inf))
+    mid = (float(below) + float(t)) / 2.0  # exact in double: float32 values have 24-bit mantissas
+    return mid if np.float32(mid) == below else float(np.nextafter(mid, -np.inf))
+
+
+def _tree_text(index: int, tree: dict[str, Any], extra: float = 0.0) -> str:
+    """One XGBoost tree (JSON model) as a LightGBM model-file tree block; `extra` is added to every leaf."""
+    left, right = tree["left_children"], tree["right_children"]
+    values, features, default_left = tree["split_conditions"], tree["split_indices"], tree["default_left"]
+    internal = [i for i in range(len(left)) if left[i] != -1]
+    leaves = [i for i in range(len(left)) if left[i] == -1]
+    # the root is node 0 in both formats; other internal nodes and leaves are renumbered in order
+    internal_id = {node: k for k, node in enumerate(internal)}
+    leaf_id = {node: k for k, node in enumerate(leaves)}
+
+    def child(node: int) -> int:
+        return internal_id[node] if node in internal_id else -(leaf_id[node] + 1)
+
+    leaf_values = [repr(float(np.float32(values[i])) + extra) for i in leaves]
+    if not internal:
+        return f"Tree={index}\nnum_leaves=1\nnum_cat=0\nleaf_value={leaf_values[0]}\nshrinkage=1\n"
+    if any(tree.get("split_type", [0])[i] for i in internal):
+        raise ValueError("categorical XGBoost splits are not supported")
+    return "\n".join([
+        f"Tree={index}",
+        f"num_leaves={len(leaves)}",
+        "num_cat=0",
+        "split_feature=" + " ".join(str(features[i]) for i in internal),
+        "threshold=" + " ".join(repr(_left_threshold(values[i])) for i in internal),
+        "decision_type=" + " ".join(str(_MISSING_NAN | (_DEFAULT_LEFT if default_left[i] else 0)) for i in internal),
+        "left_child=" + " ".join(str(child(left[i])) for i in internal),
+        "right_child=" + " ".join(str(child(right[i])) for i in internal),
+        "leaf_value=" + " ".join(leaf_values),
+        "shrinkage=1",
+        "",
+    ])
+
+
+def xgboost_text(estimator: Any) -> str | None:
+    """A LightGBM model file that predicts what a fitted binary XGBClassifier (gbtree,
+    binary:logistic, no categorical splits) predicts (None: not such a model)."""
+    if getattr(estimator, "n_classes_", 2) != 2 or not hasattr(estimator, "get_booster"):
+        return None
+    booster = estimator.get_booster()
+    config = json.loads(booster.save_config())["learner"]
+    model = json.loads(bytes(booster.save_raw("json")))["learner"]
+    if config["objective"]["name"] != "binary:logistic" or model["gradient_booster"]["name"] != "gbtree":
+        return None
+    trees = model["gradient_booster"]["model"]["trees"]
+    begin, end = estimator._get_iteration_range(None)
+    trees = trees[begin:end or None]
+    base = float(np.float32(config["learner_model_param"]["base_score"]))
+    margin = float(np.float32(math.log(base / (1.0 - base))))
+    features = int(config["learner_model_param"]["num_feature"])
+    header = "\n".join([
+        "tree", "version=v4", "num_class=1", "num_tree_per_iteration=1", "label_index=0",
+        f"max_feature_idx={features - 1}", "objective=binary sigmoid:1",
+        "feature_names=" + " ".join(f"f{i}" for i in range(features)),
+        "feature_infos=" + " ".join("[-inf:inf]" for _ in range(features)),
+    ])
+    blocks = [_tree_text(i, tree, extra=margin if i == 0 else 0.0) + "\n" for i, tree in enumerate(trees)]
+    sizes = "tree_sizes=" + " ".join(str(len(block.encode())) for block in blocks)
+    return f"{header}\n{sizes}\n\n" + "".join(blocks) + "end of trees\n\npandas_categorical:null\n"
+
+
+def compile_text(text: str, cache_dir: Path | None) -> ProbaFn:
+    """P("yes") from a LightGBM model file, compiled to native code on every core. The machine
+    code is cached in `cache_dir` by the file's hash; a missing one is compiled in a child process,
+    so LLVM's memory (about 230 MB for 500 XGBoost trees) and any crash stay out of this one."""
+    import lleaves
+
+    digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+    folder = cache_dir or Path(tempfile.mkdtemp(prefix="bankops-trees-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    model_file = folder / f"{digest}.txt"
+    if not model_file.exists():
+        part = folder / f"{digest}.{os.getpid()}.txt.part"
+        part.write_text(text)
+        part.replace(model_file)
+    binary = folder / f"{digest}.so"
+    if not binary.exists():
+        log.info("compiling %s to native code (cached in %s)", model_file.name, folder)
+        part = folder / f"{digest}.{os.getpid()}.so.part"
+        done = subprocess.run([sys.executable, "-m", "shared.serving.native_trees", str(model_file), str(part)],
+                              capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
+        if done.returncode != 0 or not part.exists():
+            part.unlink(missing_ok=True)
+            raise RuntimeError(f"compiling {model_file.name} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+        part.replace(binary)  # appears whole: a concurrent reader never loads half a file
+    model = lleaves.Model(model_file=str(model_file))
+    model.compile(cache=str(binary))  # loads the cached machine code
+    threads = os.cpu_count() or 1
+    return lambda x: model.predict(x, n_jobs=threads)
+
+
+def _compile(model_file: str, binary: str) -> None:
+    """The child process's work: compile a model file and write its machine code to `binary`."""
+    import lleaves
+
+    lleaves.Model(model_file=model_file).compile(cache=binary)
+
+
+if __name__ == "__main__":
+    _compile(*sys.argv[1:3])

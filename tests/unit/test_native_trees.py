@@ -1,0 +1,116 @@
+"""Boosters compiled to native code (lleaves) give the libraries' answers, and batch scoring uses them
+only when they do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lightgbm import LGBMClassifier
+from xgboost import XGBClassifier
+
+from shared.model import BankMarketingModel, Member
+from shared.serving import native_trees, predictor
+from shared.serving.predictor import NATIVE_BATCH, compile_model
+from shared.serving.served import verification_records
+from tests.batch_samples import tiny_model
+
+
+def test_the_compiler_is_installed() -> None:
+    """lleaves (with llvmlite < 0.45) is a dependency: without it batch scoring is several times slower."""
+    assert native_trees.available()
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def _data(rows: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.normal(size=rows), rng.integers(0, 8, rows).astype(float), rng.uniform(0, 999, rows),
+                         np.round(rng.normal(93.5, 0.6, rows), 3)])
+    x[rng.random(rows) < 0.05, 0] = np.nan
+    y = ((x[:, 1] > 3) ^ (np.nan_to_num(x[:, 0]) > 0.5) | (x[:, 2] > 900)).astype(int)
+    return x, y
+
+
+def _edges(model: XGBClassifier, like: np.ndarray) -> np.ndarray:
+    """Rows whose values sit on, and one step either side of, every split of the model, as float64
+    and at the midpoints where rounding to float32 decides the branch."""
+    trees = model.get_booster().trees_to_dataframe()
+    splits = trees[trees.Feature != "Leaf"]
+    rows = []
+    for feature, split in zip(splits.Feature, splits.Split, strict=True):
+        j = int(feature[1:])
+        t = np.float32(split)
+        below = np.nextafter(t, np.float32(-np.inf))
+        mid = (float(below) + float(t)) / 2
+        for value in (float(t), float(below), mid, np.nextafter(mid, -np.inf), np.nextafter(mid, np.inf),
+                      float(np.nextafter(t, np.float32(np.inf)))):
+            row = like.copy()
+            row[j] = value
+            rows.append(row)
+    return np.array(rows)
+
+
+def test_an_xgboost_model_compiled_reaches_the_same_leaves_on_every_split_boundary(tmp_path) -> None:
+    x, y = _data()
+    model = XGBClassifier(n_estimators=60, max_depth=4, learning_rate=0.2, random_state=0).fit(x, y)
+    native = native_trees.compile_text(native_trees.xgboost_text(model), tmp_path)
+    edges = np.vstack([_edges(model, x[0]), _edges(model, x[1]), x])
+    # float32 sums against double sums: a few 1e-8; a row sent down another branch would differ by far more
+    np.testing.assert_allclose(native(edges), model.predict_proba(edges)[:, 1], rtol=0, atol=1e-6)
+
+
+def test_a_lightgbm_model_compiled_gives_its_answers(tmp_path) -> None:
+    x, y = _data(seed=1)
+    model = LGBMClassifier(n_estimators=50, num_leaves=15, verbose=-1, random_state=0).fit(x, y)
+    native = native_trees.compile_text(native_trees.lightgbm_text(model), tmp_path)
+    np.testing.assert_allclose(native(x), model.predict_proba(x)[:, 1], rtol=0, atol=1e-12)
+
+
+def test_the_machine_code_is_compiled_once_per_model(tmp_path) -> None:
+    x, y = _data(seed=2)
+    text = native_trees.xgboost_text(XGBClassifier(n_estimators=10, max_depth=3, random_state=0).fit(x, y))
+    native_trees.compile_text(text, tmp_path)
+    binary = next(tmp_path.glob("*.so"))
+    stamp = binary.stat().st_mtime_ns
+    again = native_trees.compile_text(text, tmp_path)
+    assert binary.stat().st_mtime_ns == stamp and len(list(tmp_path.glob("*.so"))) == 1
+    assert list(tmp_path.glob("*.part")) == []
+    assert again(x[:5]).shape == (5,)
+
+
+def _blend_with_xgboost() -> BankMarketingModel:
+    base = tiny_model()
+    frame_x = base.encoder.transform_records(verification_records())
+    rng = np.random.default_rng(0)
+    xs = np.vstack([frame_x] * 40) + rng.normal(0, 0.01, (len(frame_x) * 40, frame_x.shape[1]))
+    ys = (base.proba_from_matrix(xs) > 0.2).astype(int)
+    boosted = XGBClassifier(n_estimators=30, max_depth=3, random_state=0).fit(xs, ys)
+    return BankMarketingModel(encoder=base.encoder, members=[*base.members, Member("xgboost", 0.5, boosted)])
+
+
+def test_batch_scoring_runs_large_batches_natively_with_the_models_answers() -> None:
+    model = _blend_with_xgboost()
+    compiled = compile_model(model, verification_records(), exact=True, native=True)
+    x = np.repeat(model.encoder.transform_records(verification_records()), NATIVE_BATCH // 8 + 1, axis=0)
+    assert len(x) >= NATIVE_BATCH
+    np.testing.assert_allclose(compiled.proba(x), model.proba_from_matrix(x), rtol=0, atol=1e-6)
+    assert sorted(compiled.native_members) == ["lgbm", "xgboost"]
+
+
+def test_a_native_member_that_fails_or_disagrees_falls_back_to_its_library(monkeypatch, caplog) -> None:
+    model = _blend_with_xgboost()
+    x = np.repeat(model.encoder.transform_records(verification_records()), NATIVE_BATCH // 8 + 1, axis=0)
+
+    def broken(text: str, cache_dir: object) -> object:
+        if "feature_names=f0" in text:
+            raise RuntimeError("compiler crashed")  # the XGBoost member
+        return lambda rows: np.full(len(rows), 0.5)  # the LightGBM member: wrong answers
+
+    monkeypatch.setattr(predictor.native_trees, "compile_text", broken)
+    compiled = compile_model(model, verification_records(), exact=True, native=True)
+    np.testing.assert_allclose(compiled.proba(x), model.proba_from_matrix(x), rtol=0, atol=1e-9)
+    assert compiled.native_members == []
+    assert "disagree" in caplog.text and "unavailable" in caplog.text
