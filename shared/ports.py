@@ -304,3 +304,9 @@ class BatchRunner(Protocol):
     def status(self, run_id: str) -> BatchRunStatus:
         """The run's state and output. Raises NotFound."""
         ...
+
+    def prepare(self, model_version: str) -> dict[str, Any]:
+        """Get `model_version` ready to score, so the first file after a new champion does not wait:
+        locally its boosters compiled to native code; on an Azure ML batch endpoint its deployment
+        created and made the default (raises InProgress until it is ready). Answers what was done."""
+        ...

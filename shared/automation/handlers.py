@@ -21,6 +21,7 @@ from shared.automation.messages import (
     DataArrived,
     Deploy,
     Message,
+    PrepareBatch,
     RequestTraining,
     Rollback,
     RunCompleted,
@@ -28,6 +29,7 @@ from shared.automation.messages import (
 from shared.automation.work_queue import WorkQueue
 from shared.batch.blob import output_names, score_blob
 from shared.batch.scorer import BatchModel
+from shared.batch.scorer import prepare as prepare_batch_model
 from shared.batch.source import HEADER_BYTES, check_header_bytes
 from shared.config import Settings, split_columns
 from shared.data_validation import validate_csv
@@ -174,6 +176,7 @@ def _deploy_with_smoke_test(auto: Automation, version: str, reason: str) -> dict
         if before and before != version:
             auto.registry.set_alias(PREVIOUS, before)
         auto.registry.set_alias(CHAMPION, version)
+        auto.queue.put(PrepareBatch(model_version=version))  # in the batch lane: the deploy does not wait for it
         auto.on_event("deploy", {"version": version, "reason": reason})
         return {"outcome": "deployed", "model_version": version, "smoke_test": smoke.detail, "reason": reason}
     if before:
@@ -256,6 +259,19 @@ def on_batch_arrived(auto: Automation, event: BatchArrived) -> dict[str, Any]:
     return {"outcome": "scored", **run.as_dict()}
 
 
+def on_prepare_batch(auto: Automation, command: PrepareBatch) -> dict[str, Any]:
+    """Ready the champion for batch scoring (native trees locally; the Azure ML batch deployment);
+    a version that is no longer the champion is skipped."""
+    champion = auto.registry.alias(CHAMPION)
+    if champion is None or champion.version != command.model_version:
+        return {"outcome": "skipped", "reason": f"v{command.model_version} is no longer the champion"}
+    if auto.batch_runner is not None:
+        done = auto.batch_runner.prepare(command.model_version)
+    else:
+        done = prepare_batch_model(auto.registry, command.model_version)
+    return {"outcome": "prepared", **done}
+
+
 def _quarantine_batch(auto: Automation, blob: str, container: str, name: str, error: InvalidDataset) -> dict[str, Any]:
     moved = auto.datastore.move(container, name, "quarantine")
     reason = f"{blob} was not scored.\n\n{error}\n\nFix the file and drop it into batch/ again.\n"
@@ -270,4 +286,5 @@ HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {
     RunCompleted.kind: on_run_completed,
     Deploy.kind: on_deploy,
     Rollback.kind: on_rollback,
+    PrepareBatch.kind: on_prepare_batch,
 }

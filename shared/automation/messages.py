@@ -85,8 +85,16 @@ class Rollback(Message):
     reason: str = "manual"
 
 
+@dataclass(frozen=True)
+class PrepareBatch(Message):
+    """A version became the champion: get batch scoring ready for it before the next client list arrives."""
+
+    kind: ClassVar[str] = "PrepareBatch"
+    model_version: str
+
+
 MESSAGES: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (DataArrived, BatchArrived, RequestTraining, RunCompleted, Deploy, Rollback)
+    cls.kind: cls for cls in (DataArrived, BatchArrived, RequestTraining, RunCompleted, Deploy, Rollback, PrepareBatch)
 }
 
 

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     event_key TEXT PRIMARY KEY, received_at TEXT NOT NULL, outcome TEXT NOT NULL DEFAULT ''
 );
 """
-LANES = {"RequestTraining": "training", "BatchArrived": "batch"}
+LANES = {"RequestTraining": "training", "BatchArrived": "batch", "PrepareBatch": "batch"}
 DEFAULT_LANE = "control"
 
 

@@ -10,6 +10,7 @@ LightGBM and XGBoost members compiled to native code for large chunks when lleav
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -59,3 +60,9 @@ class BatchModel:
     def labels(self, p: np.ndarray) -> pa.Array:
         """"yes"/"no" per probability, at the model's threshold."""
         return _LABELS.take(pa.array((p >= self.model.threshold).astype(np.int8)))
+
+
+def prepare(registry: ModelRegistry, version: str) -> dict[str, Any]:
+    """Compile a version's boosters to native code now (cached by hash), so its first large batch does not."""
+    model = BatchModel.load(registry, str(version))
+    return {"model_version": model.version, "native_members": model.compiled.prepare_native()}

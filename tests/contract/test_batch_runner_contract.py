@@ -133,6 +133,23 @@ def test_bad_rows_go_to_rejects_with_their_line_numbers(rig: Rig) -> None:
     assert len(scored) == 19 and rejects["line"].tolist() == [5] and "age" in rejects["reason"][0]
 
 
+def test_prepare_readies_a_version_for_its_first_file(rig: Rig, request: pytest.FixtureRequest) -> None:
+    """Local: the LightGBM member compiled to native code (the logistic regression has no trees);
+    endpoint: the version's deployment made the default; pipeline: each job is built, nothing to do."""
+    answer = until_settled(lambda: rig.runner.prepare("1"), rig.service.settle) if rig.service else rig.runner.prepare("1")
+    assert answer["model_version"] == "1"
+    kind = request.node.callspec.params["rig"]
+    if kind == "local":
+        assert answer["native_members"] == ["lgbm"]
+    elif kind == "azure-endpoint":
+        assert answer["deployment"] == "model-v1"
+        assert rig.service is not None and rig.service.batch_endpoints.get("bankops-batch").defaults == {"deployment_name": "model-v1"}
+    else:
+        assert answer["mode"] == "pipeline" and rig.service is not None and rig.service.batch_deployments.created == []
+    with pytest.raises(NotFound):
+        rig.runner.prepare("9")
+
+
 def test_an_unknown_run_is_not_found(rig: Rig) -> None:
     with pytest.raises(NotFound):
         rig.runner.status("no-such-run")

@@ -184,6 +184,21 @@ class TestGateAndDeploy:
         assert job is not None and job.status == "done", job
         assert auto.deployer.current() == v1
 
+    def test_a_new_champion_is_prepared_for_batch_scoring_in_the_batch_lane(self, auto: Automation, full: pd.DataFrame) -> None:
+        """Without a remote batch runner the champion's batch model is loaded and prepared in this
+        process (its boosters compiled; this one has none); a version replaced meanwhile is skipped."""
+        ref = _register(auto, full.head(2000))
+        v1 = _model(auto, ref, good=True)
+        on_run_completed(auto, RunCompleted(run_id="r1", model_version=v1, dataset=ref))
+        v2 = _model(auto, ref, good=True)
+        on_run_completed(auto, RunCompleted(run_id="r2", model_version=v2, dataset=ref))
+        assert Worker(auto).run_once("control") is None  # nothing of it waits in the deploy lane
+        stale = Worker(auto).run_once("batch")
+        assert stale is not None and stale.kind == "PrepareBatch" and stale.status == "done"
+        assert stale.result == {"outcome": "skipped", "reason": f"v{v1} is no longer the champion"}
+        fresh = Worker(auto).run_once("batch")
+        assert fresh is not None and fresh.result == {"outcome": "prepared", "model_version": v2, "native_members": []}
+
     def test_redeploy_of_an_unknown_version_is_refused_before_queueing(self, auto: Automation) -> None:
         from shared.errors import NotFound
 

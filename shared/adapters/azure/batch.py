@@ -209,6 +209,13 @@ class AzureBatchRunner:
         return {"endpoint": self.endpoint_name, "deployment": name, "model_version": version,
                 "scoring_uri": str(getattr(endpoint, "scoring_uri", "") or "")}
 
+    def prepare(self, model_version: str) -> dict[str, Any]:
+        """Endpoint mode: the version's deployment, made the default (InProgress until ready).
+        Pipeline mode builds each job from the registered model: nothing to prepare."""
+        if self.settings.batch_mode == "endpoint":
+            return self.deploy(model_version)
+        return {"model_version": self.registry.get(str(model_version)).version, "mode": "pipeline"}
+
     # --- runs ------------------------------------------------------------------------------------
     def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> str:
         version = self.registry.get(str(model_version)).version

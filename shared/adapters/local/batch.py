@@ -6,8 +6,10 @@ tracking run tagged bankops.kind=batch, which `status` reads back.
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.batch.blob import KIND_TAG, score_blob
-from shared.batch.scorer import BatchModel
+from shared.batch.scorer import BatchModel, prepare
 from shared.errors import InvalidInput, NotFound
 from shared.ports import BatchRunStatus, Datastore, ModelRegistry, RunTracker
 
@@ -32,6 +34,9 @@ class LocalBatchRunner:
         version = self.registry.get(str(model_version)).version
         run = score_blob(self.datastore, self.tracker, BatchModel.load(self.registry, version), container, name, output_name)
         return run.run_id
+
+    def prepare(self, model_version: str) -> dict[str, Any]:
+        return prepare(self.registry, self.registry.get(str(model_version)).version)
 
     def status(self, run_id: str) -> BatchRunStatus:
         report = self.tracker.report(run_id)
