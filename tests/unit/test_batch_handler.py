@@ -87,6 +87,17 @@ class TestBatchFolder:
         assert watcher.poll() == 0  # the ledger remembers this write
         assert auto.queue.counts() == {"done": 1}
 
+    def test_a_scored_file_left_in_place_is_not_offered_again_every_poll(self, auto: Automation, caplog) -> None:
+        """The scored list stays in batch/: the watcher offers it once, not once a second (the
+        ledger would refuse it each time, and the log said so at every poll)."""
+        auto.datastore.write("batch", "kept.csv", samples.csv_bytes(clients(20)))
+        watcher = IncomingWatcher(auto, container="batch")
+        caplog.set_level("INFO", logger="bankops")
+        assert [watcher.poll() for _ in range(6)] == [0, 1, 0, 0, 0, 0]
+        assert "duplicate event ignored" not in caplog.text
+        auto.datastore.write("batch", "kept.csv", samples.csv_bytes(clients(21)))  # a new write is a new arrival
+        assert [watcher.poll() for _ in range(3)] == [0, 1, 0]
+
     def test_a_file_with_wrong_columns_is_quarantined_and_nothing_is_written(self, auto: Automation) -> None:
         job = _drop_and_run(auto, "bad.csv", samples.csv_bytes(clients(50).drop(columns=["month"])))
         assert job is not None and job.result["outcome"] == "quarantined"
