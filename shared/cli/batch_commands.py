@@ -13,6 +13,8 @@ from rich.table import Table
 
 from shared.cli.main import HomeOpt, _backend, app, console, friendly_errors
 
+PREPARE_BYTES = 1 << 20  # about 9,000 rows: enough for chunks large enough to run natively
+
 
 def _version(backend: Any, requested: str | None) -> str:
     """The requested version, else the champion, else the newest registered one."""
@@ -51,6 +53,7 @@ def batch_score(
     from shared.batch.blob import record_run
     from shared.batch.job import BatchOptions, rejects_path, score_file
     from shared.batch.scorer import BatchModel
+    from shared.batch.source import HEADER_BYTES, check_header_bytes
 
     _, backend = _backend(home)
     output = output or input_csv.with_name(f"{input_csv.stem}.predictions.csv")
@@ -58,7 +61,14 @@ def batch_score(
         raise typer.BadParameter("the output must not overwrite the input", param_hint="--output")
     version = _version(backend, model_version)
     console.print(f"scoring {input_csv} with {backend.settings.model_name} v{version}")
+    with input_csv.open("rb") as head:
+        check_header_bytes(head.read(HEADER_BYTES))  # a wrong file fails at once, before the model is prepared
     model = BatchModel.load(backend.registry, version)
+    if input_csv.stat().st_size >= PREPARE_BYTES:
+        with console.status(f"preparing v{version}: compiling its trees to native code (seconds, once per version; cached)"):
+            native = model.compiled.prepare_native()
+        if native:
+            console.print(f"  native trees: {', '.join(native)}", highlight=False)
     progress = _RowsProgress(input_csv.stat().st_size)
     with progress.bar:
         summary = score_file(model, input_csv, output, BatchOptions(top=top, threshold=threshold), progress)

@@ -71,6 +71,25 @@ def test_the_cli_output_equals_the_mlflow_model_on_every_row(registered: Registe
     assert listed.exit_code == 0 and "4,000" in listed.output
 
 
+def test_a_large_file_runs_the_trees_natively_with_the_mlflow_models_answers(registered: Registered, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over 1 MB the CLI compiles the LightGBM member to native code first (shown), and chunks of
+    2,000 rows and more run it: the probabilities stay the MLflow model's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    frame = clients(12_000, seed=33)
+    source, output = tmp_path / "large.csv", tmp_path / "large.predictions.csv"
+    source.write_bytes(samples.csv_bytes(frame))
+    assert source.stat().st_size > 1 << 20
+    result = CliRunner().invoke(app, ["batch-score", str(source), "--home", str(registered.settings.home)])
+    assert result.exit_code == 0, result.output
+    assert "native trees: lgbm" in result.output
+    assert len(list((tmp_path / "cache" / "bankops" / "trees").glob("*.so"))) == 1
+    out = pd.read_csv(output, dtype={"client_id": str})
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{registered.settings.model_name}/{registered.version}")
+    typed = example_frame(frame[list(example_frame(EXAMPLE_RECORDS).columns)].to_dict("records"))
+    np.testing.assert_allclose(out["probability_yes"], pyfunc.predict(typed)["probability_yes"], rtol=0, atol=1e-9)
+
+
 def test_a_wrong_column_file_fails_with_a_clear_error_and_leaves_nothing(registered: Registered, tmp_path: Path) -> None:
     source = tmp_path / "clients.csv"
     source.write_bytes(samples.csv_bytes(clients(20).drop(columns=["job"])))
