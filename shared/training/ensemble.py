@@ -10,7 +10,7 @@ Each picked candidate is then refit once on all rows. Keeping its k fold models 
 scores the same on the bench holdout (XGBoost 0.9472 bagged, 0.9473 refit) but costs k times as
 much to predict; with the blend's prediction cost capped for the scoring service, a refit blend
 can hold several diverse members where a bagged one held two, and that is what lifts the holdout
-AUC (0.9474 -> 0.9481 on the bench split). A member whose refit does not fit in the time left is
+AUC (0.9474 -> about 0.9480 on the bench split). A member whose refit does not fit in the time left is
 served by its first fold model, which costs the same to predict.
 The members are the libraries' own estimators, so the saved model needs no FLAML.
 """
