@@ -21,6 +21,7 @@ predictors.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ ProbaFn = Callable[[np.ndarray], np.ndarray]
 _MISSING_NAN = 2 << 2  # LightGBM decision_type: missing type NaN (bits 2-3)
 _DEFAULT_LEFT = 1 << 1  # LightGBM decision_type: missing values go left
 COMPILE_TIMEOUT_S = 600  # 500 XGBoost trees of depth 5 take about 9 s on 2 cores
+CACHE_DAYS = 30  # compiled models unused this long are removed when another is compiled (a 60 s model: about 2 MB)
 
 
 def available() -> bool:
@@ -152,10 +155,26 @@ def compile_text(text: str, cache_dir: Path | None) -> ProbaFn:
             part.unlink(missing_ok=True)
             raise RuntimeError(f"compiling {model_file.name} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
         part.replace(binary)  # appears whole: a concurrent reader never loads half a file
+        prune(folder)
+    else:
+        os.utime(binary)  # in use: kept by prune
     model = lleaves.Model(model_file=str(model_file))
     model.compile(cache=str(binary))  # loads the cached machine code
     threads = os.cpu_count() or 1
     return lambda x: model.predict(x, n_jobs=threads)
+
+
+def prune(folder: Path, days: float = CACHE_DAYS) -> list[str]:
+    """Remove compiled models (and their model files) not used for `days`; returns their hashes."""
+    cutoff = time.time() - days * 86400
+    gone = []
+    for binary in folder.glob("*.so"):
+        with contextlib.suppress(FileNotFoundError):
+            if binary.stat().st_mtime < cutoff:
+                binary.unlink()
+                (folder / f"{binary.stem}.txt").unlink(missing_ok=True)
+                gone.append(binary.stem)
+    return gone
 
 
 def _compile(model_file: str, binary: str) -> None:

@@ -3,6 +3,8 @@ only when they do."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from lightgbm import LGBMClassifier
@@ -74,9 +76,9 @@ def test_the_machine_code_is_compiled_once_per_model(tmp_path) -> None:
     text = native_trees.xgboost_text(XGBClassifier(n_estimators=10, max_depth=3, random_state=0).fit(x, y))
     native_trees.compile_text(text, tmp_path)
     binary = next(tmp_path.glob("*.so"))
-    stamp = binary.stat().st_mtime_ns
+    inode = binary.stat().st_ino  # a new compile would replace the file
     again = native_trees.compile_text(text, tmp_path)
-    assert binary.stat().st_mtime_ns == stamp and len(list(tmp_path.glob("*.so"))) == 1
+    assert binary.stat().st_ino == inode and len(list(tmp_path.glob("*.so"))) == 1
     assert list(tmp_path.glob("*.part")) == []
     assert again(x[:5]).shape == (5,)
 
@@ -114,3 +116,16 @@ def test_a_native_member_that_fails_or_disagrees_falls_back_to_its_library(monke
     np.testing.assert_allclose(compiled.proba(x), model.proba_from_matrix(x), rtol=0, atol=1e-9)
     assert compiled.native_members == []
     assert "disagree" in caplog.text and "unavailable" in caplog.text
+
+
+def test_compiled_models_unused_for_a_month_are_removed_when_another_is_compiled(tmp_path) -> None:
+    x, y = _data(seed=3)
+    old = native_trees.xgboost_text(XGBClassifier(n_estimators=5, max_depth=2, random_state=0).fit(x, y))
+    native_trees.compile_text(old, tmp_path)
+    (stale,) = tmp_path.glob("*.so")
+    month_ago = stale.stat().st_mtime - 31 * 86400
+    os.utime(stale, (month_ago, month_ago))
+    new = native_trees.xgboost_text(XGBClassifier(n_estimators=6, max_depth=2, random_state=0).fit(x, y))
+    native_trees.compile_text(new, tmp_path)
+    assert stale.stem not in {p.stem for p in tmp_path.iterdir()}  # its machine code and model file are gone
+    assert len(list(tmp_path.glob("*.so"))) == 1 and len(list(tmp_path.glob("*.txt"))) == 1
