@@ -29,7 +29,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -131,31 +130,30 @@ def xgboost_text(estimator: Any) -> str | None:
     return f"{header}\n{sizes}\n\n" + "".join(blocks) + "end of trees\n\npandas_categorical:null\n"
 
 
-def compile_text(text: str, cache_dir: Path | None) -> ProbaFn:
+def compile_text(text: str, cache_dir: Path) -> ProbaFn:
     """P("yes") from a LightGBM model file, compiled to native code on every core. The machine
     code is cached in `cache_dir` by the file's hash; a missing one is compiled in a child process,
     so LLVM's memory (about 230 MB for 500 XGBoost trees) and any crash stay out of this one."""
     import lleaves
 
     digest = hashlib.sha256(text.encode()).hexdigest()[:24]
-    folder = cache_dir or Path(tempfile.mkdtemp(prefix="bankops-trees-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    model_file = folder / f"{digest}.txt"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    model_file = cache_dir / f"{digest}.txt"
     if not model_file.exists():
-        part = folder / f"{digest}.{os.getpid()}.txt.part"
+        part = cache_dir / f"{digest}.{os.getpid()}.txt.part"
         part.write_text(text)
         part.replace(model_file)
-    binary = folder / f"{digest}.so"
+    binary = cache_dir / f"{digest}.so"
     if not binary.exists():
-        log.info("compiling %s to native code (cached in %s)", model_file.name, folder)
-        part = folder / f"{digest}.{os.getpid()}.so.part"
+        log.info("compiling %s to native code (cached in %s)", model_file.name, cache_dir)
+        part = cache_dir / f"{digest}.{os.getpid()}.so.part"
         done = subprocess.run([sys.executable, "-m", "shared.serving.native_trees", str(model_file), str(part)],
                               capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
         if done.returncode != 0 or not part.exists():
             part.unlink(missing_ok=True)
             raise RuntimeError(f"compiling {model_file.name} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
         part.replace(binary)  # appears whole: a concurrent reader never loads half a file
-        prune(folder)
+        prune(cache_dir)
     else:
         os.utime(binary)  # in use: kept by prune
     model = lleaves.Model(model_file=str(model_file))

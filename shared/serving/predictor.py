@@ -191,6 +191,14 @@ def native_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bankops" / "trees"
 
 
+# The members batch scoring may run compiled (`native_trees`): their model file, and how close the
+# compiled answers must be to the library's (XGBoost sums its leaves in float32: the contract's tolerance).
+_NATIVE: dict[str, tuple[Callable[[Any], str | None], float]] = {
+    "LGBMClassifier": (native_trees.lightgbm_text, TOLERANCE),
+    "XGBClassifier": (native_trees.xgboost_text, TOLERANCE_FLOAT32),
+}
+
+
 class _NativeOrLibrary:
     """A member's booster compiled to native code for batches of NATIVE_BATCH rows and more; the
     library's call below that. Compiled on the first large batch (seconds, then cached), and used
@@ -203,11 +211,8 @@ class _NativeOrLibrary:
 
     def _build(self) -> None:
         self.tried = True
-        kind = type(self.estimator).__name__
-        if kind == "LGBMClassifier":
-            text, tolerance = native_trees.lightgbm_text(self.estimator), TOLERANCE
-        else:  # XGBoost sums its leaves in float32: the contract's tolerance
-            text, tolerance = native_trees.xgboost_text(self.estimator), TOLERANCE_FLOAT32
+        model_text, tolerance = _NATIVE[type(self.estimator).__name__]
+        text = model_text(self.estimator)
         if text is None:
             return
         try:
@@ -285,7 +290,7 @@ def compile_model(model: BankMarketingModel, sample: Sequence[Mapping[str, objec
                 log.warning("fast path of %s disagrees with predict_proba; using predict_proba", member.learner)
         except Exception:  # a library API that changed: stay on the reference call
             log.warning("fast path of %s unavailable; using predict_proba", member.learner, exc_info=True)
-        if use_native and type(member.estimator).__name__ in ("LGBMClassifier", "XGBClassifier"):
+        if use_native and type(member.estimator).__name__ in _NATIVE:
             call = _NativeOrLibrary(member.learner, member.estimator, call, slow, x)
         compiled.calls.append((member.weight, call))
     return compiled

@@ -254,11 +254,12 @@ def build_blend(
             continue
         began = time.monotonic()
         result = _fit_folds(candidate, x, y, splits, seed=seed, deadline=time.monotonic() + left, keep_partial=not fitted)
-        seconds[candidate.name] = round(time.monotonic() - began, 2)
+        took = time.monotonic() - began
+        seconds[candidate.name] = round(took, 2)
         if result is None:
             skipped.append(candidate.name)
             continue
-        result.seconds = time.monotonic() - began
+        result.seconds = took
         fitted[candidate.name] = result
         if not result.complete:
             skipped.extend(c.name for c in candidates[position + 1:])
