@@ -77,12 +77,12 @@ def bench_automl(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray, y
     result = run_automl(x, y_train, list(encoder.columns), budget_s=args.budget, started=started, seed=args.seed,
                         learners=tuple(args.learners), search_share=args.search_share, per_learner=args.per_learner,
                         portfolio=not args.no_portfolio)
-    model = BankMarketingModel(encoder=encoder, members=result.members)
+    model = BankMarketingModel(encoder=encoder.without(result.features.dropped), members=result.members)
     wall = time.monotonic() - started
     t0 = time.monotonic()
     auc = float(roc_auc_score(y_test, model.predict_proba(test)))
     predict_s = time.monotonic() - t0
-    one = encoder.transform(test.head(1))
+    one = model.encoder.transform(test.head(1))
     latencies = []
     for _ in range(30):
         t1 = time.perf_counter()
@@ -94,6 +94,8 @@ def bench_automl(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray, y
         "cv_score_best_search": round(result.cv_score, 5),
         "oof_score_blend": round(result.blend.oof_score, 5) if np.isfinite(result.blend.oof_score) else None,
         "oof_score_candidates": {k: round(v, 5) for k, v in result.blend.candidate_scores.items()},
+        "features_dropped": result.features.dropped,
+        "feature_selection_s": round(result.features.seconds, 2),
         "skipped_candidates": result.blend.skipped,
         "members_not_refit": result.blend.unrefit,
         "candidate_seconds": result.blend.seconds,

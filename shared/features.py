@@ -47,6 +47,13 @@ class FeatureEncoder:
             vocab[name] = {str(cat): float(code) for code, cat in enumerate(rates.index)}
         return cls(columns=columns, vocab=vocab)
 
+    def without(self, names: Sequence[str]) -> FeatureEncoder:
+        """The same encoder without `names` (columns the training left out): its matrix is the
+        full matrix less those columns, in the same order."""
+        gone = set(names)
+        return FeatureEncoder(columns=tuple(c for c in self.columns if c not in gone),
+                              vocab={k: v for k, v in self.vocab.items() if k not in gone})
+
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """The matrix for a frame of raw features (extra columns are ignored)."""
         out = np.empty((len(frame), len(self.columns)), dtype=np.float64)

@@ -134,6 +134,8 @@ def train(
     for warning in outcome.warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     m = outcome.metrics
+    if outcome.features_dropped:
+        console.print(f"left out as noise (shuffling them did not lower the CV score): {', '.join(outcome.features_dropped)}")
     console.print(
         f"registered [bold]{outcome.model_version.name} v{outcome.model_version.version}[/] "
         f"({outcome.ensemble}) in {outcome.duration_s:.0f}s, {outcome.trials} trials\n"
@@ -163,6 +165,8 @@ def runs(run_id: Annotated[str | None, typer.Argument(help="A pipeline run id (d
     console.print(table)
     if report.tags.get("bankops.ensemble"):
         console.print(f"final model: {report.tags['bankops.ensemble']}")
+    if report.tags.get("bankops.features_dropped"):
+        console.print(f"left out as noise: {report.tags['bankops.features_dropped'].replace(',', ', ')}")
     if report.holdout_metrics:
         h = Table("holdout metric", "value")
         for key in (*HEADLINE, "average_precision", "precision_weighted", "recall_weighted", "recall_no",

@@ -17,6 +17,7 @@ from shared.errors import InvalidInput
 from shared.model import Member
 from shared.training.ensemble import Blend, Candidate, build_blend
 from shared.training.evaluate import scorer
+from shared.training.feature_selection import FeatureSelection, select_features
 from shared.training.learners import LEARNERS, PORTFOLIO, SEARCHED
 from shared.training.search import SearchResult, Trial, run_search
 
@@ -31,6 +32,7 @@ class AutoMLResult:
     cv_score: float  # the best searched config's cross-validated score
     search_s: float  # wall time of the search
     blend_s: float  # wall time of the blend
+    features: FeatureSelection  # the members were trained on `features.kept` only
 
     @property
     def trials(self) -> list[Trial]:
@@ -74,11 +76,14 @@ def run_automl(
     on_trial: Callable[[Trial], None] = lambda _t: None,
     on_search_done: Callable[[SearchResult], None] = lambda _r: None,
 ) -> AutoMLResult:
-    """Search for `search_share` of the budget (counted from `started`, time.monotonic()), then
-    blend until the budget ends."""
+    """Leave out the columns that are noise, search for `search_share` of the budget (counted from
+    `started`, time.monotonic()), then blend until the budget ends. The members take the matrix's
+    `result.features.kept_index` columns."""
     searched = tuple(name for name in learners if name in SEARCHED)
     if not searched:
         raise InvalidInput(f"the search needs at least one of: {', '.join(SEARCHED)} (got {', '.join(learners)})")
+    features = select_features(x, y, columns, score=scorer(metric), budget_s=budget_s, folds=folds, seed=seed)
+    x, columns = x[:, features.kept_index], features.kept
     search_budget = max(1.0, budget_s * search_share - (time.monotonic() - started))
     on_search_started(search_budget)
     search_started = time.monotonic()
@@ -90,4 +95,5 @@ def run_automl(
                         deadline=started + budget_s)
     best = result.ranked_learners()[0]
     return AutoMLResult(members=blend.members, search=result, blend=blend, cv_score=result.best_score[best],
-                        search_s=blend_started - search_started, blend_s=time.monotonic() - blend_started)
+                        search_s=blend_started - search_started, blend_s=time.monotonic() - blend_started,
+                        features=features)

@@ -57,6 +57,7 @@ class TrainingOutcome:
     ensemble: str
     duration_s: float
     warnings: list[str] = field(default_factory=list)
+    features_dropped: list[str] = field(default_factory=list)  # left out by the AutoML as noise
 
 
 class TrainingProgress(Protocol):
@@ -102,14 +103,14 @@ class TrainingPipeline:
                                      "seed": request.seed})
             frame, warnings = self._validate(dataset, request)
             train, holdout = self._split(frame, dataset)
-            model, cv_score, n_trials = self._automl(train, request, started)
+            model, cv_score, n_trials, dropped = self._automl(train, request, started)
             metrics = self._evaluate(model, holdout, request.seed)
             version = self._register(model, holdout, metrics, run_id, dataset, request, cv_score)
             self.tracker.log_metrics({f"holdout_{k}": metrics[k] for k in HEADLINE} | {"cv_score": cv_score})
             self.tracker.set_tags({"bankops.model_version": version.version, "bankops.ensemble": model.describe()})
         return TrainingOutcome(run_id=run_id, dataset=dataset, model_version=version, metrics=metrics, cv_score=cv_score,
                                trials=n_trials, ensemble=model.describe(), duration_s=time.monotonic() - started,
-                               warnings=warnings)
+                               warnings=warnings, features_dropped=dropped)
 
     def _validate(self, dataset: DatasetVersion, request: TrainingRequest) -> tuple[pd.DataFrame, list[str]]:
         self.progress.step("validate data")
@@ -133,7 +134,8 @@ class TrainingPipeline:
             self.tracker.log_metrics({"train_rows": len(train), "holdout_rows": len(holdout)})
         return train, holdout
 
-    def _automl(self, train: pd.DataFrame, request: TrainingRequest, started: float) -> tuple[BankMarketingModel, float, int]:
+    def _automl(self, train: pd.DataFrame, request: TrainingRequest,
+                started: float) -> tuple[BankMarketingModel, float, int, list[str]]:
         self.progress.step("automl")
         y = _target(train)
         encoder = FeatureEncoder.fit(train, y, exclude=request.exclude_columns)
@@ -160,17 +162,23 @@ class TrainingPipeline:
                                 folds=request.folds, seed=request.seed, learners=request.learners, search_share=SEARCH_SHARE,
                                 on_search_started=self.progress.search_started, on_trial=on_trial,
                                 on_search_done=on_search_done)
-            model = BankMarketingModel(encoder=encoder, members=result.members)
+            dropped = result.features.dropped
+            model = BankMarketingModel(encoder=encoder.without(dropped), members=result.members)
             best_learner = result.search.ranked_learners()[0]
             cv_score = result.cv_score
             self.tracker.log_params({"best_learner": LEARNER_NAMES[best_learner], "ensemble": model.describe(),
-                                     "trials": len(result.trials), "features": ",".join(encoder.columns),
+                                     "trials": len(result.trials), "features": ",".join(model.encoder.columns),
+                                     # columns whose shuffling did not lower the probe's out-of-fold score
+                                     "features_dropped": ",".join(dropped) or "none",
+                                     "feature_selection": result.features.skipped or f"{result.features.seconds:.1f}s",
                                      # members served by one fold model (4/5 of the rows): no time left to refit them
                                      "members_not_refit": ",".join(result.blend.unrefit) or "none"})
             blend_score = {"oof_score_blend": result.blend.oof_score} if np.isfinite(result.blend.oof_score) else {}
             self.tracker.log_metrics({"best_cv_score": cv_score, "trials": len(result.trials)} | blend_score
-                                     | {f"oof_score_{k}": v for k, v in result.blend.candidate_scores.items()})
-        return model, cv_score, len(result.trials)
+                                     | {f"oof_score_{k}": v for k, v in result.blend.candidate_scores.items()}
+                                     | {f"probe_importance_{k}": v for k, v in result.features.importance.items()})
+        self.tracker.set_tags({"bankops.features_dropped": ",".join(dropped)})
+        return model, cv_score, len(result.trials), dropped
 
     def _evaluate(self, model: BankMarketingModel, holdout: pd.DataFrame, seed: int) -> dict[str, float]:
         self.progress.step("evaluate")

@@ -75,3 +75,14 @@ def test_excluded_columns_are_left_out(train_frame: pd.DataFrame) -> None:
     assert encoder.transform(train_frame.drop(columns=["duration", "month"])).shape == (len(train_frame), 18)
     with pytest.raises(InvalidInput, match="cannot exclude unknown column\\(s\\) salary"):
         FeatureEncoder.fit(train_frame, np.zeros(len(train_frame)), exclude=("salary",))
+
+
+def test_without_columns_gives_the_full_matrix_less_those_columns(encoder: FeatureEncoder, train_frame: pd.DataFrame) -> None:
+    gone = ["marital", "housing", "duration"]
+    smaller = encoder.without(gone)
+    assert smaller.columns == tuple(c for c in schema.FEATURES if c not in gone)
+    assert set(smaller.vocab) == set(schema.CATEGORICAL_FEATURES) - set(gone)
+    keep = [j for j, c in enumerate(encoder.columns) if c not in gone]
+    np.testing.assert_array_equal(smaller.transform(train_frame), encoder.transform(train_frame)[:, keep])
+    records = train_frame.head(3).to_dict("records")
+    np.testing.assert_array_equal(smaller.transform_records(records), encoder.transform(train_frame.head(3))[:, keep])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -12,6 +13,7 @@ from shared import schema
 from shared.dataset_registration import load_frame, register_dataset
 from shared.errors import InvalidInput
 from shared.ports import DatasetVersion
+from shared.training import feature_selection
 from shared.training.evaluate import PREDICTED_YES_KEYS
 from shared.training.learners import LEARNERS
 from shared.training.pipeline import HEADLINE, TrainingOutcome, TrainingPipeline, TrainingRequest
@@ -190,3 +192,35 @@ def test_a_misspelt_excluded_column_fails_before_any_run(valid_frame) -> None:
         pipeline.run(TrainingRequest(dataset=dataset, budget_s=4, exclude_columns=("durration",)))
     assert tracker.runs == []
     assert registry.list() == []
+
+
+def test_the_default_small_run_keeps_every_column_and_says_why(trained: Trained) -> None:
+    automl = trained.tracker.named("automl")
+    assert automl.params["feature_selection"] == "fewer than 10,000 training rows"
+    assert automl.params["features_dropped"] == "none"
+    assert trained.outcome.features_dropped == []
+    assert trained.registry.load("1").encoder.columns == schema.FEATURES
+
+
+def test_columns_found_to_be_noise_are_left_out_of_the_served_model(monkeypatch: pytest.MonkeyPatch,
+                                                                   endpoint_records: list[dict]) -> None:
+    # The step stands aside under 10,000 rows or when it would take over a tenth of the budget;
+    # both limits are lowered so that a 3,000-row, few-second run goes through it.
+    monkeypatch.setattr(feature_selection, "MIN_ROWS", 1000)
+    monkeypatch.setattr(feature_selection, "MAX_BUDGET_SHARE", 1.0)
+    store, registry, tracker = InMemoryDatasetStore(), InMemoryModelRegistry(), InMemoryRunTracker()
+    dataset = register_dataset(store, samples.csv_bytes(samples.stratified_sample(3000, seed=1)), name="bankmarketing").dataset
+    outcome = TrainingPipeline(datasets=store, registry=registry, tracker=tracker).run(
+        TrainingRequest(dataset=dataset, budget_s=6, seed=42, exclude_columns=("duration",)))
+    dropped = outcome.features_dropped
+    assert dropped, "on 2,700 rows some of the 19 columns measure as noise"
+    assert len(dropped) <= 19 // 4 and "duration" not in dropped
+    model = registry.load("1")
+    assert model.encoder.columns == tuple(c for c in schema.FEATURES if c not in {"duration", *dropped})
+    automl = tracker.named("automl")
+    assert automl.params["features_dropped"] == ",".join(dropped)
+    assert automl.params["features"] == ",".join(model.encoder.columns)
+    assert all(automl.metrics[f"probe_importance_{c}"] < feature_selection.DROP_BELOW for c in dropped)
+    assert tracker.get(outcome.run_id).tags["bankops.features_dropped"] == ",".join(dropped)
+    out = model.predict(pd.DataFrame(endpoint_records))  # clients still send all 20 fields
+    assert list(out["prediction"]) == ["yes" if p >= 0.5 else "no" for p in out["probability_yes"]]
