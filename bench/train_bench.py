@@ -76,7 +76,7 @@ def bench_automl(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray, y
     x = encoder.transform(train)
     result = run_automl(x, y_train, list(encoder.columns), budget_s=args.budget, started=started, seed=args.seed,
                         learners=tuple(args.learners), search_share=args.search_share, per_learner=args.per_learner,
-                        portfolio=not args.no_portfolio)
+                        portfolio=not args.no_portfolio, drop_noise=not args.keep_all_columns)
     model = BankMarketingModel(encoder=encoder.without(result.features.dropped), members=result.members)
     wall = time.monotonic() - started
     t0 = time.monotonic()
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-learner", type=int, default=2, help="searched configs per learner offered to the blend")
     parser.add_argument("--no-portfolio", action="store_true", help="blend searched configs only")
     parser.add_argument("--learners", nargs="+", default=list(LEARNERS))
+    parser.add_argument("--keep-all-columns", action="store_true", help="skip the step that leaves out noise columns")
     parser.add_argument("--no-floor", action="store_true", help="skip the LightGBM floor")
     args = parser.parse_args(argv)
 
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": {"test_size": 0.2, "random_state": args.seed, "stratify": "y", "train_rows": len(train), "test_rows": len(test)},
         "budget_s": args.budget,
         "settings": {"search_share": args.search_share, "per_learner": args.per_learner, "portfolio": not args.no_portfolio,
-                     "learners": args.learners},
+                     "drop_noise_columns": not args.keep_all_columns, "learners": args.learners},
         "automl": automl,
         "floor_lightgbm": floor,
         "peak_rss_mb": peak,

@@ -72,6 +72,7 @@ def run_automl(
     search_share: float,
     per_learner: int = TOP_PER_LEARNER,
     portfolio: bool = True,
+    drop_noise: bool = True,
     on_search_started: Callable[[float], None] = lambda _b: None,
     on_trial: Callable[[Trial], None] = lambda _t: None,
     on_search_done: Callable[[SearchResult], None] = lambda _r: None,
@@ -82,7 +83,8 @@ def run_automl(
     searched = tuple(name for name in learners if name in SEARCHED)
     if not searched:
         raise InvalidInput(f"the search needs at least one of: {', '.join(SEARCHED)} (got {', '.join(learners)})")
-    features = select_features(x, y, columns, score=scorer(metric), budget_s=budget_s, folds=folds, seed=seed)
+    features = (select_features(x, y, columns, score=scorer(metric), budget_s=budget_s, folds=folds, seed=seed)
+                if drop_noise else FeatureSelection(columns=list(columns), skipped="turned off"))
     x, columns = x[:, features.kept_index], features.kept
     search_budget = max(1.0, budget_s * search_share - (time.monotonic() - started))
     on_search_started(search_budget)
