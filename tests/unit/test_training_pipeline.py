@@ -13,6 +13,8 @@ from shared import schema
 from shared.dataset_registration import load_frame, register_dataset
 from shared.errors import InvalidInput
 from shared.ports import DatasetVersion
+from shared.serving.predictor import NATIVE_BATCH, compile_model
+from shared.serving.served import verification_records
 from shared.training import feature_selection
 from shared.training.evaluate import PREDICTED_YES_KEYS
 from shared.training.learners import LEARNERS
@@ -224,3 +226,9 @@ def test_columns_found_to_be_noise_are_left_out_of_the_served_model(monkeypatch:
     assert tracker.get(outcome.run_id).tags["bankops.features_dropped"] == ",".join(dropped)
     out = model.predict(pd.DataFrame(endpoint_records))  # clients still send all 20 fields
     assert list(out["prediction"]) == ["yes" if p >= 0.5 else "no" for p in out["probability_yes"]]
+    # the scoring service's and batch scoring's fast paths take the narrower matrix too
+    records = verification_records()
+    x = np.repeat(model.encoder.transform_records(records), NATIVE_BATCH // len(records) + 1, axis=0)
+    for compiled in (compile_model(model, records), compile_model(model, records, exact=True, native=True)):
+        assert len(compiled.fast_members) == len(model.members), "every member verified on its fast call"
+        np.testing.assert_allclose(compiled.proba(x), model.proba_from_matrix(x), rtol=0, atol=1e-6)
