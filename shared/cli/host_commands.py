@@ -66,8 +66,7 @@ def up(
         else:
             console.print("[red]no model is being served yet[/]: see `bankops status` and the logs under "
                           f"{settings.paths.logs}; the host keeps running and retries on new data, timer or HTTP")
-        while True:  # not signal.pause(): a Ctrl-C that the kernel hands to a worker thread would never wake it
-            time.sleep(0.5)
+        signal.pause()
     except KeyboardInterrupt:
         console.print("stopping…")
     finally:
