@@ -42,7 +42,6 @@ from shared.training.search import Trial
 
 log = logging.getLogger("bankops.host")
 HOST = "127.0.0.1"
-STOP_WAIT_S = 20.0  # for every part but the scoring service, together
 
 
 class ScoringProcess:
@@ -277,23 +276,13 @@ class LocalHost:
         }
 
     def stop(self) -> None:
-        """Stop every part at once and wait STOP_WAIT_S for them in all, then the scoring service:
-        one after the other, their waits for a busy part added up to over a minute on a loaded
-        machine. A part still finishing a job runs on in a daemon thread until the process ends."""
-        began = time.monotonic()
-        parts = (("alerts", self.alerts.stop), ("probe", self.probe.stop), ("timer", self.schedule.stop),
-                 ("watcher", self.watcher.stop), ("batch watcher", self.batch_watcher.stop), ("worker", self.worker.stop),
-                 ("control plane", self._stop_control))
-        threads = [threading.Thread(target=stop, name=f"stop-{name}", daemon=True) for name, stop in parts]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(max(0.0, began + STOP_WAIT_S - time.monotonic()))
-        slow = [name for (name, _), thread in zip(parts, threads, strict=True) if thread.is_alive()]
-        self.scoring.stop()
-        self.lock.release()
-        log.info("stopped in %.1fs%s", time.monotonic() - began, f" ({', '.join(slow)} still finishing)" if slow else "")
-
-    def _stop_control(self) -> None:
+        self.alerts.stop()
+        self.probe.stop()
+        self.schedule.stop()
+        self.watcher.stop()
+        self.batch_watcher.stop()
+        self.worker.stop()
         self.control.should_exit = True
         self.control_thread.join(10)
+        self.scoring.stop()
+        self.lock.release()

@@ -83,9 +83,6 @@ class Worker:
             self._threads.append(thread)
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Ask every lane to stop, then wait at most `timeout_s` in all (not per lane): a lane busy
-        with a job finishes it in the background (its threads are daemons) or on the next start."""
         self._stop.set()
-        deadline = time.monotonic() + timeout_s
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(timeout_s)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,23 +69,6 @@ def up(
     finally:
         host.stop()
         console.print("stopped")
-        _exit_soon(EXIT_GRACE_S)
-
-
-EXIT_GRACE_S = 15.0
-
-
-def _exit_soon(grace_s: float) -> None:
-    """Exit handlers (telemetry and tracking flushes) get `grace_s`; then the process ends anyway,
-    because a Ctrl-C must stop it even if one of them waits on a network that is gone."""
-
-    def force() -> None:
-        time.sleep(grace_s)
-        sys.stderr.write(f"exit handlers still busy after {grace_s:.0f}s; exiting without them\n")
-        sys.stderr.flush()
-        os._exit(0)
-
-    threading.Thread(target=force, name="exit-watchdog", daemon=True).start()
 
 
 @app.command()

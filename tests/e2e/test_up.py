@@ -91,11 +91,7 @@ class Host:
 
     def interrupt(self) -> int:
         self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            tail = "".join(self.output[-40:])
-            raise AssertionError(f"bankops up did not stop within 60 s of Ctrl-C; it printed, last:\n{tail}") from None
+        return self.process.wait(60)
 
     def kill(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
