@@ -28,6 +28,7 @@ from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
 BUDGET = "5"
+RESTORE_SIGINT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
 
 
 def _free_port() -> int:
@@ -45,7 +46,9 @@ class Host:
         # Tolerance 1.0: every challenger passes the gate, so the serve path is what this test sees.
         env |= {"BANKOPS_SETTINGS_FILE": str(home.parent / "absent.json"), "BANKOPS_GATE_TOLERANCE": "1.0",
                 "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
-        command = [sys.executable, "-c", "from shared.cli.main import main; main()", "up", "--budget", BUDGET,
+        # Ctrl-C restored first: a test run started in the background by a non-interactive shell
+        # (nohup .ci/run &) hands every child an ignored SIGINT, and the host would never stop.
+        command = [sys.executable, "-c", RESTORE_SIGINT + "from shared.cli.main import main; main()", "up", "--budget", BUDGET,
                    "--home", str(home), "--port", str(control_port), "--scoring-port", str(scoring_port)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
                                         start_new_session=True)
@@ -91,7 +94,11 @@ class Host:
 
     def interrupt(self) -> int:
         self.process.send_signal(signal.SIGINT)
-        return self.process.wait(60)
+        try:
+            return self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            tail = "".join(self.output[-40:])
+            raise AssertionError(f"bankops up did not stop within 60 s of Ctrl-C; it printed, last:\n{tail}") from None
 
     def kill(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
