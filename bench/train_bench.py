@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 from bench.versions import versions  # noqa: E402
 from shared import schema  # noqa: E402
 from shared.features import FeatureEncoder  # noqa: E402
-from shared.model import BankMarketingModel  # noqa: E402
 from shared.training.automl import run_automl  # noqa: E402
 from shared.training.learners import LEARNERS  # noqa: E402
 from shared.training.pipeline import SEARCH_SHARE  # noqa: E402
@@ -77,7 +76,7 @@ def bench_automl(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray, y
     result = run_automl(x, y_train, list(encoder.columns), budget_s=args.budget, started=started, seed=args.seed,
                         learners=tuple(args.learners), search_share=args.search_share, per_learner=args.per_learner,
                         portfolio=not args.no_portfolio, drop_noise=not args.keep_all_columns)
-    model = BankMarketingModel(encoder=encoder.without(result.features.dropped), members=result.members)
+    model = result.model(encoder)
     wall = time.monotonic() - started
     t0 = time.monotonic()
     auc = float(roc_auc_score(y_test, model.predict_proba(test)))

@@ -20,6 +20,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import mean
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_FLAG = "--keep-all-columns"
@@ -35,10 +36,6 @@ def run_one(seed: int, budget: float, extra: list[str], workdir: Path) -> dict:
     return {"seed": seed, "holdout_auc_weighted": automl["holdout_auc_weighted_unrounded"], "oof_score_blend": automl["oof_score_blend"],
             "features_dropped": automl.get("features_dropped", []), "trials": automl["trials"], "wall_time_s": automl["wall_time_s"],
             "peak_rss_mb": report["peak_rss_mb"]["total"], "load_before": report["conditions"]["load_before"]}
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import InvalidInput
-from shared.model import Member
+from shared.features import FeatureEncoder
+from shared.model import BankMarketingModel, Member
 from shared.training.ensemble import Blend, Candidate, build_blend
 from shared.training.evaluate import scorer
 from shared.training.feature_selection import FeatureSelection, select_features
@@ -33,6 +34,11 @@ class AutoMLResult:
     search_s: float  # wall time of the search
     blend_s: float  # wall time of the blend
     features: FeatureSelection  # the members were trained on `features.kept` only
+
+    def model(self, encoder: FeatureEncoder) -> BankMarketingModel:
+        """The served model: `encoder` (fit on every column the AutoML was given) less the columns it
+        left out, so its matrix is the one the members were trained on."""
+        return BankMarketingModel(encoder=encoder.without(self.features.dropped), members=self.members)
 
     @property
     def trials(self) -> list[Trial]:
@@ -84,7 +90,7 @@ def run_automl(
     if not searched:
         raise InvalidInput(f"the search needs at least one of: {', '.join(SEARCHED)} (got {', '.join(learners)})")
     features = (select_features(x, y, columns, score=scorer(metric), budget_s=budget_s, folds=folds, seed=seed)
-                if drop_noise else FeatureSelection(columns=list(columns), skipped="turned off"))
+                if drop_noise else FeatureSelection.keep_all(columns, "turned off"))
     x, columns = x[:, features.kept_index], features.kept
     search_budget = max(1.0, budget_s * search_share - (time.monotonic() - started))
     on_search_started(search_budget)

@@ -26,7 +26,7 @@ from shared.training.evaluate import Scorer
 # (5 s) it dropped the same columns on five of six bench splits.
 PROBE = {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 50, "subsample": 0.8,
          "subsample_freq": 1, "colsample_bytree": 0.5}
-DROP_BELOW = 1e-4  # fall in the metric when shuffled; on AUC, noise columns measured -1.2e-4 to 0.5e-4
+DROP_BELOW = 1e-4  # fall in the metric when shuffled; on AUC, noise columns measured -1.2e-4 to 1.3e-4
 REPEATS = 2  # shuffles per column and fold
 MIN_ROWS = 10_000  # on fewer rows the importance's own noise is larger than DROP_BELOW
 MAX_ROWS = 40_000  # the probe sees a stratified sample of at most this many rows
@@ -43,6 +43,11 @@ class FeatureSelection:
     skipped: str = ""  # why no column was judged, if none was
     seconds: float = 0.0
 
+    @classmethod
+    def keep_all(cls, columns: list[str], why: str) -> FeatureSelection:
+        """No column judged, for the reason `why`."""
+        return cls(columns=list(columns), skipped=why)
+
     @property
     def kept(self) -> list[str]:
         return [c for c in self.columns if c not in self.dropped]
@@ -53,22 +58,18 @@ class FeatureSelection:
         return [j for j, c in enumerate(self.columns) if c not in self.dropped]
 
 
-def _keep_all(columns: list[str], why: str) -> FeatureSelection:
-    return FeatureSelection(columns=list(columns), skipped=why)
-
-
 def select_features(x: np.ndarray, y: np.ndarray, columns: list[str], *, score: Scorer, budget_s: float, folds: int = 5,
                     seed: int = 42) -> FeatureSelection:
     """The columns worth training on, in their original order; `budget_s` is the whole AutoML's."""
     from lightgbm import LGBMClassifier
 
     if len(columns) < 2:
-        return _keep_all(columns, "a single column")
+        return FeatureSelection.keep_all(columns, "a single column")
     if len(y) < MIN_ROWS:
-        return _keep_all(columns, f"fewer than {MIN_ROWS:,} training rows")
+        return FeatureSelection.keep_all(columns, f"fewer than {MIN_ROWS:,} training rows")
     rows = min(len(y), MAX_ROWS)
     if rows * SECONDS_PER_ROW > MAX_BUDGET_SHARE * budget_s:
-        return _keep_all(columns, f"a budget under {rows * SECONDS_PER_ROW / MAX_BUDGET_SHARE:.0f} s")
+        return FeatureSelection.keep_all(columns, f"a budget under {rows * SECONDS_PER_ROW / MAX_BUDGET_SHARE:.0f} s")
     started = time.monotonic()
     if len(y) > MAX_ROWS:
         x, _, y, _ = train_test_split(x, y, train_size=MAX_ROWS, stratify=y, random_state=seed)

@@ -163,7 +163,7 @@ class TrainingPipeline:
                                 on_search_started=self.progress.search_started, on_trial=on_trial,
                                 on_search_done=on_search_done)
             dropped = result.features.dropped
-            model = BankMarketingModel(encoder=encoder.without(dropped), members=result.members)
+            model = result.model(encoder)
             best_learner = result.search.ranked_learners()[0]
             cv_score = result.cv_score
             self.tracker.log_params({"best_learner": LEARNER_NAMES[best_learner], "ensemble": model.describe(),
