@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUDGET ?= 60
 
-.PHONY: up test install browser dashboard-screenshot lint unit integration e2e contract bench-train bench-train-splits bench-batch bench-serve clean
+.PHONY: up test install browser dashboard-screenshot lint unit integration e2e contract bench-train bench-train-splits bench-batch bench-serve bench-cli clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -69,6 +69,10 @@ SERVE_HOME ?= /tmp/bankops-bench-serve
 SERVE_BUDGET ?= 60
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve_bench.py --home $(SERVE_HOME) --budget $(SERVE_BUDGET) --out bench/results/serve.json
+
+## How long `--help`, `keys show`, `logs` and `status` take as whole processes, beside `python -c pass` and `mlflow --help`.
+bench-cli: $(STAMP)
+	$(BIN)/python bench/cli_startup.py --out bench/results/cli_startup.json
 
 clean:
 	rm -rf $(VENV) .bankops .pytest_cache

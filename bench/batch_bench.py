@@ -50,7 +50,7 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
     import numpy as np
     import pandas as pd
 
-    from shared.bootstrap import shipped_data
+    from shared.resources import shipped_data
 
     frame = pd.read_csv(shipped_data(), dtype=str, keep_default_na=False).drop(columns=["y"])
     lines = frame.to_csv(index=False, header=False, lineterminator="\n").splitlines(keepends=True)
@@ -204,4 +204,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from shared.openmp import apply_openmp_environment
+
+    apply_openmp_environment()  # this process and the peers it starts
     main()

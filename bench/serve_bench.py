@@ -332,7 +332,7 @@ def records(n: int) -> list[dict[str, Any]]:
     """n rows of the shipped data (without y), as JSON records with integers as integers."""
     import pandas as pd
 
-    from shared.bootstrap import shipped_data
+    from shared.resources import shipped_data
 
     frame = pd.read_csv(shipped_data(), nrows=n).drop(columns=["y"])
     return json.loads(frame.to_json(orient="records"))
@@ -491,4 +491,7 @@ def _measure(use_wrk: Any, server: Server, body: bytes, concurrency: int, durati
 
 
 if __name__ == "__main__":
+    from shared.openmp import apply_openmp_environment
+
+    apply_openmp_environment()  # this process and the peers it starts
     raise SystemExit(main())

@@ -86,4 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from shared.openmp import apply_openmp_environment
+
+    apply_openmp_environment()  # this process and the peers it starts
     raise SystemExit(main())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings, load_settings
@@ -16,11 +14,6 @@ if TYPE_CHECKING:
     from shared.automation.handlers import Automation
 
 BACKENDS = ("local", "azure")
-
-
-def shipped_data() -> Path:
-    """The UCI bank marketing training CSV that ships with the package (CC BY 4.0, see its README)."""
-    return Path(str(resources.files("shared.resources") / "bankmarketing_train.csv"))
 
 
 @dataclass

@@ -6,6 +6,11 @@
 
 from __future__ import annotations
 
+from shared.openmp import apply_openmp_environment
+
+# An entry point: MLflow servers import this module to unpickle the model, before its boosters load.
+apply_openmp_environment()
+
 import importlib.metadata as md
 import tempfile
 from pathlib import Path

@@ -16,7 +16,7 @@ SHORT_SPIN = "10000"  # GOMP_SPINCOUNT on free cores (libgomp's default spins 30
 
 def openmp_environment() -> dict[str, str]:
     """How OpenMP threads should wait, to set before the libraries load (each OpenMP runtime reads
-    its settings when it is loaded; `shared/__init__` applies this, and the libraries are imported later).
+    its settings when it is loaded; each entry point calls `apply_openmp_environment` before they load).
 
     Measured on 2 cores. Training, one 5-fold-sized fit each: on free cores passive waiting makes
     LightGBM 6x slower (1.1 s -> 7.5 s) and XGBoost 3x (0.5 s -> 1.5 s), since every tree's parallel
@@ -36,3 +36,9 @@ def openmp_environment() -> dict[str, str]:
     if load >= BUSY_LOAD_PER_CORE * (os.cpu_count() or 1):
         return {"OMP_WAIT_POLICY": "PASSIVE"}
     return {"GOMP_SPINCOUNT": SHORT_SPIN}
+
+
+def apply_openmp_environment() -> None:
+    """Set the wait policy for this process and its children; call it first thing in an entry point
+    (the CLI, the function app, the MLflow model's loader), before any booster library is imported."""
+    os.environ.update(openmp_environment())

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
-import numpy as np
-
-from shared.model import BankMarketingModel
+from shared.training.learners import LEARNERS
 
 if TYPE_CHECKING:
-    from shared.training.pipeline import TrainingRequest
+    import numpy as np
+
+    from shared.model import BankMarketingModel
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,20 @@ class DatasetVersion:
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What a trainer is asked to do: here, beside the Trainer port, because every trainer and caller shares it."""
+
+    dataset: DatasetVersion
+    budget_s: float = 60.0
+    metric: str = "AUC_weighted"
+    exclude_columns: tuple[str, ...] = ()
+    folds: int = 5
+    seed: int = 42
+    learners: tuple[str, ...] = LEARNERS
+    reason: str = "manual"
 
 
 @dataclass(frozen=True)

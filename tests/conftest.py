@@ -11,9 +11,12 @@ import pandas as pd
 import pytest
 
 from shared.config import Settings, load_settings
+from shared.openmp import apply_openmp_environment
 from tests import samples
 
 WriteCsv = Callable[..., Path]
+
+apply_openmp_environment()  # the test session is an entry point too: before any test loads a booster
 
 
 @pytest.fixture(autouse=True)

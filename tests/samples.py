@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from shared import schema
-from shared.bootstrap import shipped_data
+from shared.resources import shipped_data
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

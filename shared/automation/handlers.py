@@ -44,8 +44,9 @@ from shared.ports import (
     RegistersRunModels,
     RunTracker,
     Trainer,
+    TrainingRequest,
 )
-from shared.training.pipeline import TrainingProgress, TrainingRequest
+from shared.training.pipeline import TrainingProgress
 
 log = logging.getLogger("bankops.automation")
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -143,7 +144,7 @@ def on_data_arrived(auto: Automation, event: DataArrived) -> dict[str, Any]:
 
 
 def on_request_training(auto: Automation, command: RequestTraining, job_id: str = "") -> dict[str, Any]:
-    from shared.bootstrap import shipped_data
+    from shared.resources import shipped_data
 
     s = auto.settings
     name, _, version = (command.dataset or s.dataset_name).partition(":")

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.cli.main import HomeOpt, app, console, friendly_errors
-from shared.config import load_settings
+from shared.cli.app import HomeOpt, app, console, friendly_errors, load_settings
 
 azure_app = typer.Typer(help="Azure ML: pipeline, schedule, endpoint logs and keys (BANKOPS_BACKEND=azure settings).",
                         no_args_is_help=True)
@@ -44,7 +43,7 @@ def fire_pipeline(
     home: HomeOpt = None,
 ) -> None:
     """Run the training pipeline now: an Azure ML pipeline job, or a POST to BANKOPS_PIPELINE_REST_URL when set."""
-    from shared.training.pipeline import TrainingRequest
+    from shared.ports import TrainingRequest
 
     backend = _azure(home)
     s = backend.settings

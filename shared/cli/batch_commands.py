@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.cli.main import HomeOpt, _backend, app, console, friendly_errors
+from shared.cli.app import HomeOpt, app, backend_for, console, friendly_errors
 
 PREPARE_BYTES = 1 << 20  # about 9,000 rows: enough for chunks large enough to run natively
 
@@ -55,7 +55,7 @@ def batch_score(
     from shared.batch.scorer import BatchModel
     from shared.batch.source import HEADER_BYTES, check_header_bytes
 
-    _, backend = _backend(home)
+    _, backend = backend_for(home)
     output = output or input_csv.with_name(f"{input_csv.stem}.predictions.csv")
     if output.resolve() == input_csv.resolve():
         raise typer.BadParameter("the output must not overwrite the input", param_hint="--output")
@@ -85,7 +85,7 @@ def batch_score(
 @friendly_errors
 def batch_runs(home: HomeOpt = None, last: Annotated[int, typer.Option(help="How many runs to show.", min=1)] = 20) -> None:
     """Recent batch scoring runs (CLI and batch/ folder): input, rows, model version, duration."""
-    _, backend = _backend(home)
+    _, backend = backend_for(home)
     tracker = backend.tracker
     client, experiment = getattr(tracker, "client", None), getattr(tracker, "experiment_id", None)
     if client is None or experiment is None:

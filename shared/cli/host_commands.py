@@ -7,12 +7,14 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shared.cli.main import HomeOpt, app, console, friendly_errors
-from shared.config import load_settings
+from shared.cli.app import HomeOpt, app, console, friendly_errors, load_settings
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 
 def _logging(logs: Path) -> None:
@@ -73,10 +75,37 @@ def up(
 
 @app.command()
 @friendly_errors
-def status(home: HomeOpt = None) -> None:
-    """Champion, endpoint, recent jobs and dead letters (what GET /api/status answers)."""
-    from shared.automation import control
-    from shared.bootstrap import build_automation
+def status(home: HomeOpt = None,
+           port: Annotated[int | None, typer.Option(help="Control-plane port of a running `bankops up` (default 7071).")] = None) -> None:
+    """Champion, endpoint, recent jobs and dead letters (what GET /api/status answers).
 
-    auto = build_automation(load_settings(home=home))
-    console.print_json(json.dumps(control.status(auto), default=str))
+    Asks the running `bankops up` of this home when there is one (fast: nothing to load); otherwise reads
+    the home directly, which loads the registry."""
+    settings = load_settings(home=home, control_port=port)
+    answer = _ask_running_host(settings)
+    if answer is None:
+        from shared.automation import control
+        from shared.bootstrap import build_automation
+
+        answer = control.status(build_automation(settings))
+    console.print_json(json.dumps(answer, default=str))
+
+
+def _ask_running_host(settings: Settings) -> dict[str, Any] | None:
+    """GET /api/status of the host on this home's control port; None when no host answers there."""
+    import httpx
+
+    from shared.serving.keys import KeyStore
+
+    keys = KeyStore.from_settings(settings)
+    if not keys.path.exists():  # never started on this home: no host, and no key to show it
+        return None
+    try:
+        response = httpx.get(f"http://127.0.0.1:{settings.control_port}/api/status", timeout=10.0,
+                             headers={"x-functions-key": keys.get("function").get_secret_value()})
+    except httpx.TransportError:
+        return None
+    if response.status_code != 200:
+        return None
+    found: dict[str, Any] = response.json()
+    return found

@@ -2,51 +2,22 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from shared.bootstrap import Backend, bootstrap, shipped_data
-from shared.config import Settings, load_settings, split_columns
-from shared.dataset_registration import register_dataset
-from shared.errors import BankopsError, InvalidInput
-from shared.ports import DatasetVersion
-from shared.training.learners import LEARNER_NAMES
-from shared.training.pipeline import HEADLINE, TrainingPipeline, TrainingRequest
+from shared.cli.app import HomeOpt, app, backend_for, console, err, friendly_errors
+from shared.errors import InvalidInput
 
-app = typer.Typer(help="Hands-off AutoML, registry and serving for the bank marketing data.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+if TYPE_CHECKING:
+    from shared.bootstrap import Backend
+    from shared.config import Settings
+    from shared.ports import DatasetVersion
+
 data_app = typer.Typer(help="Register and list dataset versions.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Where runs, models and data live (default $BANKOPS_HOME or ./.bankops).")]
-
-
-def friendly_errors(fn: F) -> F:
-    """A BankopsError becomes its message and exit code 2, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except BankopsError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _backend(home: Path | None, **overrides: Any) -> tuple[Settings, Backend]:
-    settings = load_settings(home=home, **overrides)
-    return settings, bootstrap(settings)
 
 
 def _short(value: str) -> str:
@@ -73,7 +44,9 @@ def data_register(
     home: HomeOpt = None,
 ) -> None:
     """Validate a CSV and register it as a new version of a dataset (same content: same version)."""
-    settings, backend = _backend(home)
+    from shared.dataset_registration import register_dataset
+
+    settings, backend = backend_for(home)
     reg = register_dataset(backend.datasets, path, name=name or settings.dataset_name,
                            holdout_fraction=settings.holdout_fraction, seed=settings.seed,
                            min_rows=settings.min_rows, min_rows_per_class=settings.min_rows_per_class)
@@ -88,7 +61,7 @@ def data_register(
 @friendly_errors
 def data_list(name: Annotated[str | None, typer.Option(help="Only this dataset.")] = None, home: HomeOpt = None) -> None:
     """Show every registered dataset version."""
-    _, backend = _backend(home)
+    _, backend = backend_for(home)
     versions = backend.datasets.list(name)
     if not versions:
         console.print("no dataset registered yet: `bankops data register PATH` or `bankops train`")
@@ -98,6 +71,9 @@ def data_list(name: Annotated[str | None, typer.Option(help="Only this dataset."
 
 def resolve_dataset(backend: Backend, settings: Settings, ref: str | None) -> DatasetVersion:
     """NAME[:VERSION]; with nothing registered and no ref, the shipped data becomes version 1."""
+    from shared.dataset_registration import register_dataset
+    from shared.resources import shipped_data
+
     if ref is None and not backend.datasets.list(settings.dataset_name):
         reg = register_dataset(backend.datasets, shipped_data(), name=settings.dataset_name,
                                holdout_fraction=settings.holdout_fraction, seed=settings.seed, source_name="shipped")
@@ -120,8 +96,11 @@ def train(
 ) -> None:
     """Run the training pipeline: validate, split, AutoML, evaluate on the holdout, register."""
     from shared.cli.progress import RichTrainingProgress
+    from shared.config import split_columns
+    from shared.ports import TrainingRequest
+    from shared.training.pipeline import TrainingPipeline
 
-    settings, backend = _backend(home, automl_budget_s=budget, primary_metric=metric, exclude_columns=exclude_columns)
+    settings, backend = backend_for(home, automl_budget_s=budget, primary_metric=metric, exclude_columns=exclude_columns)
     version = resolve_dataset(backend, settings, dataset)
     request = TrainingRequest(dataset=version, budget_s=settings.automl_budget_s, metric=settings.primary_metric,
                               exclude_columns=tuple(split_columns(settings.exclude_columns)), folds=settings.cv_folds,
@@ -151,7 +130,10 @@ def train(
 def runs(run_id: Annotated[str | None, typer.Argument(help="A pipeline run id (default: the newest).")] = None,
          home: HomeOpt = None, top: Annotated[int, typer.Option(help="Trials to show.")] = 20) -> None:
     """The AutoML leaderboard of a run and its best model's holdout metrics."""
-    _, backend = _backend(home)
+    from shared.training.learners import LEARNER_NAMES
+    from shared.training.pipeline import HEADLINE
+
+    _, backend = backend_for(home)
     report = backend.tracker.report(run_id)
     metric = report.params.get("primary_metric", "AUC_weighted")
     console.print(f"run {report.run_id} · {report.status} · started {report.started_at} · dataset "
@@ -181,7 +163,7 @@ def runs(run_id: Annotated[str | None, typer.Argument(help="A pipeline run id (d
 @friendly_errors
 def models(home: HomeOpt = None) -> None:
     """Registered model versions with their holdout metrics."""
-    _, backend = _backend(home)
+    _, backend = backend_for(home)
     versions = backend.registry.list()
     if not versions:
         console.print("no model registered yet: run `bankops train`")
@@ -200,6 +182,8 @@ from shared.cli import azure_commands, batch_commands, host_commands, monitoring
 
 def main() -> None:
     from shared.logging_setup import quiet_libraries
+    from shared.openmp import apply_openmp_environment
 
+    apply_openmp_environment()  # before any command imports a booster
     quiet_libraries()
     app()

@@ -13,8 +13,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from shared.cli.main import HomeOpt, app, console, err, friendly_errors
-from shared.config import load_settings
+from shared.cli.app import HomeOpt, app, console, err, friendly_errors, load_settings
 
 CONTROL_LOG = "control-plane.log"
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shared.cli.main import HomeOpt, _backend, app, console, err, friendly_errors
-from shared.config import Settings, load_settings
+from shared.cli.app import HomeOpt, app, backend_for, console, err, friendly_errors, load_settings
 from shared.errors import BackendUnavailable
-from shared.serving.contract import EXAMPLE_RECORDS
 from shared.serving.deployment import ServingState
 from shared.serving.keys import ALL_KEYS, KeyStore
 
@@ -19,6 +17,9 @@ keys_app = typer.Typer(help="Show or regenerate the endpoint keys.", no_args_is_
 app.add_typer(keys_app, name="keys")
 
 VersionOpt = Annotated[str | None, typer.Option("--model-version", help="Registered model version (default: champion, else newest).")]
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 
 def _url(settings: Settings, port: int | None) -> str:
@@ -58,7 +59,7 @@ def deploy(
     from shared.serving.deployer import LocalDeployer
     from shared.serving.runner import CHAMPION
 
-    settings, backend = _backend(home)
+    settings, backend = backend_for(home)
     deployer = LocalDeployer(ServingState(settings.paths.serving), backend.registry, KeyStore.from_settings(settings))
     before = deployer.current()
     live = deployer.deploy(model_version)
@@ -123,6 +124,8 @@ def test_endpoint(
     settings = load_settings(home=home)
     store = KeyStore.from_settings(settings)
     url = _url(settings, port)
+    from shared.serving.contract import EXAMPLE_RECORDS
+
     answer = ScoringClient(url, store.get(key).get_secret_value()).score(EXAMPLE_RECORDS)
     console.print(f"POST {url}/score with the {key} key, 2 records:")
     console.print_json(json.dumps(answer))

@@ -19,12 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from shared.atomic_files import write_atomically
-from shared.config import Settings
 from shared.errors import Conflict, InvalidInput
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 SCORING_KEYS = ("primary", "secondary")
 ALL_KEYS = (*SCORING_KEYS, "function")

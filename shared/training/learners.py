@@ -12,10 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-
 # The learners a model may use by default (of a training request), and those FLAML can search.
 # CatBoost is too slow to search within a minute: only the blend tries it, with a fixed config.
 # L1 logistic regression is searched only on request: its trials take seconds on 26k rows (FLAML
@@ -78,6 +74,10 @@ def build_estimator(learner: str, config: dict[str, Any], *, seed: int, n_jobs: 
     estimator = wrapper.estimator_class(**params)
     if learner == "lrl1":
         # Linear models need scaled inputs and no NaN (unseen categories); trees do not.
+        from sklearn.impute import SimpleImputer  # here, not at the top: the CLI and the ports read LEARNERS only
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), estimator)
     return estimator
 

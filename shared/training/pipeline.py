@@ -20,11 +20,11 @@ from shared import schema
 from shared.dataset_registration import load_frame
 from shared.features import FeatureEncoder, check_exclusions
 from shared.model import BankMarketingModel
-from shared.ports import DatasetStore, DatasetVersion, ModelRegistry, ModelVersion, RunTracker
+from shared.ports import DatasetStore, DatasetVersion, ModelRegistry, ModelVersion, RunTracker, TrainingRequest
 from shared.training import plots
 from shared.training.automl import run_automl
 from shared.training.evaluate import PREDICTED_YES_KEYS, holdout_metrics, predicted_yes_range
-from shared.training.learners import LEARNER_NAMES, LEARNERS
+from shared.training.learners import LEARNER_NAMES
 from shared.training.search import SearchResult, Trial, flaml_metric
 
 SEARCH_SHARE = 0.3  # of the budget; the rest goes to out-of-fold blending, then refitting the picked members
@@ -32,18 +32,6 @@ SEARCH_SHARE = 0.3  # of the budget; the rest goes to out-of-fold blending, then
 # --budget bounds the whole run rather than the AutoML step alone.
 FINISH_SHARE = 0.08
 HEADLINE = ("AUC_weighted", "accuracy", "recall_yes", "precision_yes", "f1_score_weighted", "log_loss")
-
-
-@dataclass(frozen=True)
-class TrainingRequest:
-    dataset: DatasetVersion
-    budget_s: float = 60.0
-    metric: str = "AUC_weighted"
-    exclude_columns: tuple[str, ...] = ()
-    folds: int = 5
-    seed: int = 42
-    learners: tuple[str, ...] = LEARNERS
-    reason: str = "manual"
 
 
 @dataclass(frozen=True)

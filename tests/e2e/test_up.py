@@ -140,6 +140,17 @@ def test_first_start_trains_deploys_and_serves_the_shipped_data(host: Host) -> N
     assert httpx.get(f"http://127.0.0.1:{host.control_port}/api/status", timeout=10).status_code == 401
 
 
+def test_status_on_the_command_line_asks_the_running_host(host: Host) -> None:
+    """`bankops status` answers what the host's /api/status does, the next retrain included (only the host knows it)."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("BANKOPS_", "MLFLOW_"))}
+    env |= {"BANKOPS_SETTINGS_FILE": str(host.home.parent / "absent.json"), "COLUMNS": "200"}
+    printed = subprocess.run([sys.executable, "-c", "from shared.cli.main import main; main()", "status", "--home", str(host.home),
+                              "--port", str(host.control_port)], capture_output=True, text=True, env=env, timeout=60, check=True)
+    answer = json.loads(printed.stdout)
+    assert answer["champion"]["model_version"] == host.api("GET", "status").json()["champion"]["model_version"]
+    assert answer["next_retrain"]
+
+
 def test_a_bad_file_is_quarantined_with_its_reason(host: Host, home: Path) -> None:
     bad = samples.stratified_sample(300, seed=5).drop(columns=["month"])
     _drop(home / "datastore" / "incoming", "broken.csv", samples.csv_bytes(bad))

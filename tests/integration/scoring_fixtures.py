@@ -25,10 +25,11 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from shared.bootstrap import bootstrap, shipped_data
+from shared.bootstrap import bootstrap
 from shared.config import load_settings
 from shared.dataset_registration import register_dataset
 from shared.mlflow_model import example_frame
+from shared.resources import shipped_data
 from shared.serving.deployment import ServingState
 from shared.serving.keys import KeyStore
 from shared.training.pipeline import TrainingPipeline, TrainingRequest

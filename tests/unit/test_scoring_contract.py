@@ -26,10 +26,10 @@ from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier
 
 from shared import schema
-from shared.bootstrap import shipped_data
 from shared.errors import BankopsError, Conflict
 from shared.features import FeatureEncoder
 from shared.model import BankMarketingModel, Member
+from shared.resources import shipped_data
 from shared.serving.app import ServiceConfig, create_app
 from shared.serving.bench import check_loopback
 from shared.serving.contract import EXAMPLE_RECORDS, ContractError, parse_records

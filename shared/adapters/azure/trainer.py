@@ -17,7 +17,7 @@ from shared.errors import BackendUnavailable, InvalidInput
 from shared.ports import TrainingSubmission
 
 if TYPE_CHECKING:
-    from shared.training.pipeline import TrainingRequest
+    from shared.ports import TrainingRequest
 
 AUTOML_METRICS = ("AUC_weighted", "accuracy", "average_precision_score_weighted", "norm_macro_recall", "precision_score_weighted")
 PIPELINE_NAME = "bankops_training"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.ports import DatasetStore, ModelRegistry, RunTracker, TrainingSubmission
-from shared.training.pipeline import TrainingPipeline, TrainingProgress, TrainingRequest
+from shared.ports import DatasetStore, ModelRegistry, RunTracker, TrainingRequest, TrainingSubmission
+from shared.training.pipeline import TrainingPipeline, TrainingProgress
 
 
 class LocalTrainer:
