@@ -180,6 +180,7 @@ class FakeBatchService:
             record = submit(job, **kwargs)
             if job.name:  # a name given by the caller is the job's name
                 client.jobs.jobs[job.name] = client.jobs.jobs.pop(record.name)
+                client.jobs.commands[job.name] = client.jobs.commands.pop(record.name)
                 record.name = job.name
             self.pipeline_code[record.name] = staged / "code"
             return record
@@ -260,7 +261,8 @@ class FakeBatchService:
         out = tmp / "outputs"
         values = {"${{inputs.clients}}": str(source), "${{inputs.model}}": str(self._model_dir(pipeline.inputs.model.path)),
                   "${{outputs.predictions}}": str(out)}
-        argv = [values.get(arg, arg) for arg in shlex.split(step.command)]
+        command, _ = self.client.jobs.commands[job.name][next(iter(pipeline.jobs))]
+        argv = [values.get(arg, arg) for arg in shlex.split(command)]
         assert argv[:3] == ["python", "-m", "shared.batch.azureml_score"], argv
         assert (self.pipeline_code[job.name] / "shared" / "batch" / "azureml_score.py").is_file(), "the module is not in the code"
         azureml_score.main(argv[3:])

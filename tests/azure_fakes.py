@@ -163,12 +163,16 @@ class FakeJobOperations:
         self.jobs: dict[str, Any] = {}
         self.children: dict[str, list[str]] = {}
         self.outputs: dict[tuple[str, str], Path] = {}
+        self.commands: dict[str, dict[str, tuple[str, Path]]] = {}  # job -> command step -> (command line, code folder)
         self._names = (f"bankops-job-{n}" for n in itertools.count(1))
 
     def create_or_update(self, job: Any, *, experiment_name: str | None = None, **_: Any) -> Any:
         assert isinstance(job, PipelineJob), f"bankops submits pipeline jobs, not {type(job)}"
-        job._to_rest_object()  # the SDK's own serialization: an invalid job fails here as on submit
+        # read before the SDK resolves each command step's component (and its code) into registered assets
+        commands = {n: (str(step.command), Path(str(step.code))) for n, step in job.jobs.items() if getattr(step, "command", None)}
+        self.preflight.job(job)  # JobOperations' own validation, reference resolution and serialisation, as on submit
         name = next(self._names)
+        self.commands[name] = commands
         record = SimpleNamespace(name=name, type="pipeline", status="Running", tags=dict(job.tags or {}),
                                  experiment_name=experiment_name or job.experiment_name,
                                  studio_url=f"https://ml.azure.com/runs/{name}", entity=job)

@@ -16,9 +16,12 @@ error. These are the SDK's own code paths, not copies:
 - endpoints, data assets, models, environments, code: `_to_rest_object`.
 
 The SDK resolves jobs and schedules in place (references become ARM ids), here as on a real
-submit; deployments are checked on a deep copy, so the fake keeps the entity as given. What it cannot check: anything the service decides (quota, RBAC,
-whether a compute or datastore really exists beyond the names the fake knows, image builds,
-the service-side schema of newer API versions).
+submit; deployments are checked on a deep copy, so the fake keeps the entity as given.
+
+What it cannot check: anything the service decides (quota, RBAC, whether a datastore, a
+registry environment or an explicitly versioned asset really exists, image builds, the
+service-side schema of newer API versions). The SDK itself looks up only computes named on a
+job or node, `@latest` labels, and local code and environments it must upload.
 """
 
 from __future__ import annotations
