@@ -123,6 +123,9 @@ class FakeBatchDeployments:
         assert isinstance(deployment, ModelBatchDeployment), type(deployment)
         assert NAME.match(deployment.name), f"invalid deployment name {deployment.name!r}"
         endpoint = self.service.batch_endpoints.get(str(deployment.endpoint_name))
+        # what BatchDeploymentOperations.begin_create_or_update runs before sending: the scoring script parses,
+        # code / environment / model / compute resolved by the SDK's orchestrator, `_to_rest_object` (settings checks)
+        self.service.client.preflight.deployment(deployment)
         if endpoint.provisioning_state != "Succeeded":
             raise HttpResponseError(f"batch endpoint {endpoint.name} is {endpoint.provisioning_state}")
         _, model, version = str(deployment.model).split(":")
@@ -169,15 +172,17 @@ class FakeBatchService:
             assert isinstance(job, PipelineJob), type(job)
             if job.name and job.name in client.jobs.jobs:
                 raise ResourceExistsError(f"job {job.name} exists")
+            step = next(iter(job.jobs.values()))
+            code = Path(str(step.code))  # read before the SDK resolves the step's code into an uploaded asset
+            assert code.is_dir(), "the step's code folder must exist when the job is submitted"
+            staged = Path(tempfile.mkdtemp(prefix="fake-code-", dir=client.store))
+            shutil.copytree(code, staged / "code")
             record = submit(job, **kwargs)
             if job.name:  # a name given by the caller is the job's name
                 client.jobs.jobs[job.name] = client.jobs.jobs.pop(record.name)
+                client.jobs.commands[job.name] = client.jobs.commands.pop(record.name)
                 record.name = job.name
-            step = next(iter(job.jobs.values()))
-            code = Path(str(step.code))
-            assert code.is_dir(), "the step's code folder must exist when the job is submitted"
-            self.pipeline_code[record.name] = client.store / "code" / record.name
-            shutil.copytree(code, self.pipeline_code[record.name])
+            self.pipeline_code[record.name] = staged / "code"
             return record
 
         client.jobs.create_or_update = create_or_update  # type: ignore[method-assign]
@@ -193,7 +198,12 @@ class FakeBatchService:
                     d._provisioning_state = "Failed" if d.name in self.batch_deployments.fail else "Succeeded"
 
     def _model_dir(self, ref: str) -> Path:
-        _, name, version = ref.split(":")
+        """`azureml:<name>:<version>` or the ARM id the SDK resolved it to (`.../models/<name>/versions/<version>`)."""
+        if ref.startswith("/subscriptions/"):
+            parts = ref.split("/")
+            name, version = parts[-3], parts[-1]
+        else:
+            _, name, version = ref.split(":")
         return self.client.models.files[(name, version)].parent  # AZUREML_MODEL_DIR: the folder holding the model's files
 
     def complete(self, job_name: str, *, read: Read, write: Write) -> Any:
@@ -234,7 +244,8 @@ class FakeBatchService:
             module.init()
             result = module.run([str(source)])
         assert isinstance(result, pd.DataFrame | list), "run() must answer a DataFrame or a list"
-        pd.DataFrame(result).to_csv(out / deployment.settings.output_file_name, index=False, header=False)
+        if deployment.settings.output_action != "summary_only":  # append_row: the driver appends run()'s rows to one file
+            pd.DataFrame(result).to_csv(out / (deployment.settings.output_file_name or "predictions.csv"), index=False, header=False)
         return _datastore(output.path), out
 
     def _pipeline_job(self, job: Any, tmp: Path, read: Read) -> tuple[str, Path]:
@@ -250,7 +261,8 @@ class FakeBatchService:
         out = tmp / "outputs"
         values = {"${{inputs.clients}}": str(source), "${{inputs.model}}": str(self._model_dir(pipeline.inputs.model.path)),
                   "${{outputs.predictions}}": str(out)}
-        argv = [values.get(arg, arg) for arg in shlex.split(step.command)]
+        command, _ = self.client.jobs.commands[job.name][next(iter(pipeline.jobs))]
+        argv = [values.get(arg, arg) for arg in shlex.split(command)]
         assert argv[:3] == ["python", "-m", "shared.batch.azureml_score"], argv
         assert (self.pipeline_code[job.name] / "shared" / "batch" / "azureml_score.py").is_file(), "the module is not in the code"
         azureml_score.main(argv[3:])

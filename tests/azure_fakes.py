@@ -33,6 +33,8 @@ from azure.ai.ml.entities import (
 )
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
+from tests.azureml_preflight import Preflight
+
 NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{2,31}$")
 
 
@@ -56,12 +58,17 @@ def _now() -> datetime:
 class FakeDataOperations:
     """Stands in for `MLClient.data` (DataOperations): immutable, versioned data assets."""
 
+    _registry_name = None  # a workspace's assets, not a registry's (the SDK's label resolution asks)
+
     def __init__(self) -> None:
         self.assets: dict[tuple[str, str], Data] = {}
         self.created: list[Data] = []
+        # as DataOperations: `@latest` -> the newest version; the orchestrator passes the name with its `azureml:` prefix
+        self._managed_label_resolver = {"latest": lambda name: self.get(name.removeprefix("azureml:"))}
 
     def create_or_update(self, data: Data) -> Data:
         assert isinstance(data, Data), f"expected azure.ai.ml.entities.Data, got {type(data)}"
+        data._to_rest_object()  # the SDK's serialisation (DataOperations.create_or_update calls it before sending)
         assert data.type in ("uri_file", "uri_folder", "mltable"), data.type
         assert data.version, "bankops numbers its data versions itself"
         key = (data.name, str(data.version))
@@ -106,6 +113,7 @@ class FakeModelOperations:
             existing.tags = dict(model.tags or {})  # a registered version takes tag and description updates only
             return existing
         assert model.type == "mlflow_model", f"bankops registers MLflow models, not {model.type}"
+        model._to_rest_object()  # the SDK's serialisation, as ModelOperations.create_or_update
         version = str(len(versions) + 1)
         source = self._source(str(model.path))
         target = self.store / model.name / version / source.name
@@ -148,17 +156,23 @@ class FakeModelOperations:
 class FakeJobOperations:
     """Stands in for `MLClient.jobs` (JobOperations): submitted pipeline jobs and the AutoML runs they spawn."""
 
+    preflight: Preflight  # set by FakeMLClient
+
     def __init__(self) -> None:
         self.submitted: list[PipelineJob] = []
         self.jobs: dict[str, Any] = {}
         self.children: dict[str, list[str]] = {}
         self.outputs: dict[tuple[str, str], Path] = {}
+        self.commands: dict[str, dict[str, tuple[str, Path]]] = {}  # job -> command step -> (command line, code folder)
         self._names = (f"bankops-job-{n}" for n in itertools.count(1))
 
     def create_or_update(self, job: Any, *, experiment_name: str | None = None, **_: Any) -> Any:
         assert isinstance(job, PipelineJob), f"bankops submits pipeline jobs, not {type(job)}"
-        job._to_rest_object()  # the SDK's own serialization: an invalid job fails here as on submit
+        # read before the SDK resolves each command step's component (and its code) into registered assets
+        commands = {n: (str(step.command), Path(str(step.code))) for n, step in job.jobs.items() if getattr(step, "command", None)}
+        self.preflight.job(job)  # JobOperations' own validation, reference resolution and serialisation, as on submit
         name = next(self._names)
+        self.commands[name] = commands
         record = SimpleNamespace(name=name, type="pipeline", status="Running", tags=dict(job.tags or {}),
                                  experiment_name=experiment_name or job.experiment_name,
                                  studio_url=f"https://ml.azure.com/runs/{name}", entity=job)
@@ -209,6 +223,7 @@ class FakeOnlineEndpoints:
     def begin_create_or_update(self, endpoint: ManagedOnlineEndpoint) -> FakePoller:
         assert isinstance(endpoint, ManagedOnlineEndpoint), type(endpoint)
         assert NAME.match(endpoint.name), endpoint.name
+        endpoint._to_rest_online_endpoint("westeurope")  # the SDK's serialisation, as begin_create_or_update
         existing = self.endpoints.get(endpoint.name)
         if existing is None:
             assert endpoint.auth_mode == "key", "bankops endpoints use key auth"
@@ -284,6 +299,7 @@ class FakeOnlineDeployments:
         assert isinstance(deployment, ManagedOnlineDeployment), type(deployment)
         assert NAME.match(deployment.name), f"invalid deployment name {deployment.name!r}"
         endpoint = self.client.online_endpoints.get(str(deployment.endpoint_name))
+        self.client.preflight.deployment(deployment)  # scoring script, dependencies through the orchestrator, serialisation
         if endpoint.provisioning_state != "Succeeded":
             raise HttpResponseError(f"endpoint {endpoint.name} is {endpoint.provisioning_state}")
         match = re.fullmatch(r"azureml:([^:]+):(\d+)", str(deployment.model))
@@ -317,17 +333,36 @@ class FakeOnlineDeployments:
 
 
 class FakeSchedules:
-    """Stands in for `MLClient.schedules` (ScheduleOperations)."""
+    """Stands in for `MLClient.schedules` (ScheduleOperations): what begin_create_or_update runs on a
+    JobSchedule (validation, the job's references resolved by the orchestrator, serialisation); the
+    service keeps the resolved job, so `fire` submits what Azure ML would run at the next trigger."""
 
-    def __init__(self) -> None:
+    def __init__(self, client: FakeMLClient) -> None:
+        self.client = client
         self.schedules: dict[str, JobSchedule] = {}
+        self.deleted: list[str] = []
 
     def begin_create_or_update(self, schedule: JobSchedule) -> FakePoller:
         assert isinstance(schedule, JobSchedule), type(schedule)
-        schedule._to_rest_object()  # the SDK's serialization validates trigger and job
+        self.client.preflight.schedule(schedule)
         schedule._is_enabled = True  # the service enables a new schedule
         self.schedules[schedule.name] = schedule
         return FakePoller(lambda: schedule)
+
+    def get(self, name: str) -> JobSchedule:
+        if name not in self.schedules:
+            raise ResourceNotFoundError(f"schedule {name} not found")
+        return self.schedules[name]
+
+    def begin_delete(self, name: str) -> FakePoller:
+        self.get(name)
+        del self.schedules[name]
+        self.deleted.append(name)
+        return FakePoller(lambda: None)
+
+    def fire(self, name: str) -> Any:
+        """The trigger fires: Azure ML submits the job as it stored it (its references resolved at creation)."""
+        return self.client.jobs.create_or_update(self.get(name).create_job)
 
 
 class FakeWorkspaces:
@@ -343,14 +378,17 @@ class FakeMLClient:
 
     store: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fake-azureml-")))
     workspace_name: str = "bankops-ws"
+    clusters: set[str] = field(default_factory=lambda: {"cpu-cluster", "cpu-cluster-6"})  # compute names the workspace has
 
     def __post_init__(self) -> None:
         self.data = FakeDataOperations()
         self.jobs = FakeJobOperations()
         self.models = FakeModelOperations(self.jobs, self.store / "models")
+        self.preflight = Preflight(self, clusters=self.clusters)
+        self.jobs.preflight = self.preflight
         self.online_endpoints = FakeOnlineEndpoints(self)
         self.online_deployments = FakeOnlineDeployments(self)
-        self.schedules = FakeSchedules()
+        self.schedules = FakeSchedules(self)
         self.workspaces = FakeWorkspaces()
         self.runs = FakeWorkspaceRuns()
         self._loaded: dict[str, Any] = {}

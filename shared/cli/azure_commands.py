@@ -29,11 +29,17 @@ def _print(answer: Any) -> None:
 @azure_app.command("publish-pipeline")
 @friendly_errors
 def publish_pipeline(home: HomeOpt = None) -> None:
-    """Create or update the training pipeline and its daily JobSchedule (RETRAIN_SCHEDULE, UTC)."""
+    """The daily retrain is the function app's timer (RETRAIN_SCHEDULE, UTC) on the newest dataset version; removes an
+    Azure ML JobSchedule published by an older bankops (it trained a frozen version)."""
     from shared.adapters.azure.trainer import publish_pipeline as publish
+    from shared.errors import NotFound
 
     backend = _azure(home)
-    _print(publish(backend.ml_client, backend.settings))
+    try:
+        newest = backend.datasets.get(backend.settings.dataset_name).ref
+    except NotFound:
+        newest = ""
+    _print(publish(backend.ml_client, backend.settings, newest=newest))
 
 
 @azure_app.command("fire-pipeline")

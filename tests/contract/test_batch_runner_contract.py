@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from shared import schema
-from shared.adapters.azure.batch import SUMMARY_FILE, AzureBatchRunner
+from shared.adapters.azure.batch import AzureBatchRunner
 from shared.adapters.azure.datastore import BlobDatastore
 from shared.adapters.azure.registry import AzureModelRegistry
 from shared.adapters.local.batch import LocalBatchRunner
@@ -176,7 +176,7 @@ def test_the_endpoint_deployment_is_built_for_the_registered_version(azure_rig: 
     assert deployment.code_configuration.scoring_script == "shared/batch/azureml_score.py"
     settings = deployment.settings
     assert settings.mini_batch_size == 1 and settings.output_action == BatchDeploymentOutputAction.SUMMARY_ONLY
-    assert settings.output_file_name == SUMMARY_FILE and settings.error_threshold == 0
+    assert settings.output_file_name is None and settings.error_threshold == 0  # the SDK refuses a file name with summary_only
     assert (settings.retry_settings.max_retries, settings.retry_settings.timeout) == (2, 3600)
     assert settings.environment_variables == {"BANKOPS_MODEL_VERSION": "1"}
     (call,) = service.batch_endpoints.invocations
@@ -192,6 +192,23 @@ def test_a_repeated_submit_with_the_same_key_is_the_same_job(azure_rig: Rig) -> 
     assert azure_rig.runner.submit("batch/clients.csv", "1", key="batch/clients.csv:etag1") == first
     assert azure_rig.runner.submit("batch/clients.csv", "1", key="batch/clients.csv:etag2") != first
     assert azure_rig.service is not None and len(azure_rig.service.batch_endpoints.invocations) == 2
+
+
+def test_the_fake_refuses_a_deployment_the_sdk_refuses(azure_rig: Rig, tmp_path: Path) -> None:
+    """Defect 1: summary_only with an output_file_name fails in the SDK's `_to_rest_object`, before any request."""
+    from azure.ai.ml.exceptions import ValidationException
+
+    from shared.adapters.azure.batch import model_deployment, staged_code
+
+    assert azure_rig.service is not None
+    until_settled(lambda: azure_rig.runner.prepare("1"), azure_rig.service.settle)
+    settings = load_settings(home=tmp_path / "home")
+    with staged_code() as code:
+        deployment = model_deployment(settings, azure_rig.registry.get("1").name, "1", code, endpoint_name="bankops-batch")
+        deployment.name = "model-v1b"
+        deployment.settings.output_file_name = ".summary.csv"  # what this adapter built before
+        with pytest.raises(ValidationException, match="output_file_name need not to be specified"):
+            azure_rig.service.batch_deployments.begin_create_or_update(deployment)
 
 
 def test_deploy_prepares_the_version_and_makes_it_the_default(azure_rig: Rig) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 
 from shared import schema
 from shared.adapters.azure.deployer import AzureDeployer, parse_answer
@@ -66,6 +67,22 @@ def _registry_with(fake: FakeMLClient, frame: pd.DataFrame, tmp_path: Path, n: i
     return registry
 
 
+def _register_data_asset(fake: FakeMLClient, version: str) -> None:
+    from azure.ai.ml.entities import Data
+
+    fake.data.create_or_update(Data(name="bankmarketing", version=version, type="mltable",
+                                    path=f"azureml://datastores/bankops/paths/bankmarketing/h{version}/"))
+
+
+def _frozen_schedule(settings: Settings) -> Any:
+    from azure.ai.ml.entities import CronTrigger, JobSchedule
+
+    from shared.adapters.azure.trainer import SCHEDULE_NAME, training_pipeline
+
+    return JobSchedule(name=SCHEDULE_NAME, trigger=CronTrigger(expression="0 2 * * *"),
+                       create_job=training_pipeline(settings, "azureml:bankmarketing:1", dataset_ref="bankmarketing:1"))
+
+
 class TestAutoMLPipeline:
     def test_the_submitted_pipeline_holds_the_automl_job_with_every_setting(self, azure_settings: Settings) -> None:
         fake = FakeMLClient()
@@ -73,8 +90,10 @@ class TestAutoMLPipeline:
         submission = AzureTrainer(fake, azure_settings).train(TrainingRequest(dataset=dataset, folds=5, reason="test"))
         assert submission.model_version is None and submission.run_id == "bankops-job-1"
         job = fake.jobs.submitted[0]
-        assert job.settings.default_compute == "cpu-cluster-6" and job.tags["dataset"] == "bankmarketing:1"
-        assert job.inputs["training_data"]._data.type == "mltable" and job.inputs["training_data"]._data.path == "azureml:bankmarketing:1"
+        # resolved as JobOperations.create_or_update resolves them before its request: names become ARM ids
+        assert job.settings.default_compute.endswith("/computes/cpu-cluster-6") and job.tags["dataset"] == "bankmarketing:1"
+        assert job.inputs["training_data"]._data.type == "mltable"
+        assert job.inputs["training_data"]._data.path.endswith("/workspaces/bankops-ws/data/bankmarketing/versions/1")
         step = job.jobs["step"] if "step" in job.jobs else next(iter(job.jobs.values()))
         assert str(step.primary_metric).endswith("AUC_WEIGHTED") and step.target_column_name == "y"
         assert step.n_cross_validations == 5
@@ -90,12 +109,61 @@ class TestAutoMLPipeline:
         with pytest.raises(InvalidInput, match="cannot optimise 'log_loss'"):
             AzureTrainer(FakeMLClient(), azure_settings).train(TrainingRequest(dataset=dataset, metric="log_loss"))
 
-    def test_publish_creates_a_daily_schedule_on_the_newest_dataset(self, azure_settings: Settings) -> None:
+    def test_the_fake_refuses_jobs_the_sdk_refuses(self, azure_settings: Settings) -> None:
+        """The SDK's own checks run on submit: `JobOperations._validate` looks the job's compute up (here in the
+        fake workspace, which lacks it), and `@latest` of a data asset with no version cannot be resolved."""
+        from azure.ai.ml.exceptions import ValidationException
+
+        from shared.adapters.azure.trainer import training_pipeline
+
         fake = FakeMLClient()
-        answer = publish_pipeline(fake, azure_settings)
-        schedule = fake.schedules.schedules["bankops-daily-training"]
-        assert answer["cron"] == "0 2 * * *" and schedule.trigger.expression == "0 2 * * *"
-        assert schedule.create_job.inputs["training_data"]._data.path == "azureml:bankmarketing@latest"
+        job = training_pipeline(azure_settings, "azureml:bankmarketing:1", dataset_ref="bankmarketing:1")
+        job.compute = "no-such-cluster"
+        with pytest.raises(ValidationException, match="no-such-cluster"):
+            fake.jobs.create_or_update(job)
+        with pytest.raises(ResourceNotFoundError, match="bankmarketing"):
+            fake.jobs.create_or_update(training_pipeline(azure_settings, "azureml:bankmarketing@latest", dataset_ref="b"))
+        assert fake.jobs.submitted == []
+
+    def test_an_azureml_schedule_on_latest_trains_a_frozen_version(self, azure_settings: Settings) -> None:
+        """Why bankops publishes no JobSchedule: the SDK resolves `@latest` when the schedule is created."""
+        from azure.ai.ml.entities import CronTrigger, JobSchedule
+
+        from shared.adapters.azure.trainer import training_pipeline
+
+        fake = FakeMLClient()
+        _register_data_asset(fake, "1")
+        job = training_pipeline(azure_settings, "azureml:bankmarketing@latest", dataset_ref="bankmarketing")
+        fake.schedules.begin_create_or_update(JobSchedule(name="s", trigger=CronTrigger(expression="0 2 * * *"), create_job=job))
+        _register_data_asset(fake, "2")
+        fake.schedules.fire("s")
+        assert fake.jobs.submitted[-1].inputs["training_data"]._data.path.endswith("/data/azureml:bankmarketing/versions/1")
+
+    def test_the_daily_timer_trains_a_version_registered_after_publishing(self, azure_settings: Settings, tmp_path: Path) -> None:
+        """Defect 2: the next scheduled run trains the newest version, not the one newest at publish time."""
+        from functions.daily_retrain import daily_retrain
+        from functions.runtime import use
+
+        fake = FakeMLClient()
+        fake.schedules.begin_create_or_update(_frozen_schedule(azure_settings))  # left by an older bankops
+        datasets = InMemoryDatasetStore()
+        register_dataset(datasets, samples.csv_bytes(samples.stratified_sample(300, seed=1)), name="bankmarketing")
+        answer = publish_pipeline(fake, azure_settings, newest=datasets.get("bankmarketing").ref)
+        assert answer["removed_azureml_schedule"] == "bankops-daily-training" and fake.schedules.schedules == {}
+        assert answer["cron"] == "0 0 2 * * *" and "newest version of bankmarketing" in answer["dataset"]
+        register_dataset(datasets, samples.csv_bytes(samples.stratified_sample(320, seed=2)), name="bankmarketing")
+        auto = Automation(settings=azure_settings, datasets=datasets, registry=AzureModelRegistry(fake, "m", runs=fake.runs),
+                          tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(), deployer=None,  # type: ignore[arg-type]
+                          queue=WorkQueue(tmp_path / "queue.db"), trainer=AzureTrainer(fake, azure_settings))
+        use(auto)
+        from azure.functions.timer import TimerRequest
+
+        daily_retrain.build().get_user_function()(TimerRequest(past_due=False))
+        job = Worker(auto).run_once("training")
+        assert job is not None and job.result["dataset"] == "bankmarketing:2", job
+        submitted = fake.jobs.submitted[-1]
+        assert submitted.tags["dataset"] == "bankmarketing:2"
+        assert submitted.inputs["training_data"]._data.path.endswith("/data/bankmarketing/versions/2")  # resolved as on submit
         assert cron5("0 30 4 * * 1-5") == "30 4 * * 1-5"
         with pytest.raises(InvalidInput):
             cron5("daily")

@@ -40,7 +40,6 @@ from shared.ports import BatchRunStatus, ModelRegistry
 
 PREFIX = "model-v"
 SCORING_SCRIPT = "shared/batch/azureml_score.py"
-SUMMARY_FILE = ".bankops-batch-summary.csv"  # the batch driver's own summary; a leading dot keeps it out of listings
 IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 PIPELINE_NAME = "bankops_batch_scoring"
 STATES = {"completed": "completed", "failed": "failed", "canceled": "failed", "cancelrequested": "failed", "notresponding": "failed"}
@@ -103,7 +102,7 @@ def model_deployment(settings: Settings, model: str, version: str, code: Path, *
         compute=settings.batch_compute, resources=ResourceConfiguration(instance_count=settings.batch_instance_count),
         settings=ModelBatchDeploymentSettings(
             mini_batch_size=settings.batch_mini_batch_size, max_concurrency_per_instance=1,
-            output_action=BatchDeploymentOutputAction.SUMMARY_ONLY, output_file_name=SUMMARY_FILE,
+            output_action=BatchDeploymentOutputAction.SUMMARY_ONLY,  # the SDK refuses an output_file_name with summary_only
             retry_settings=BatchRetrySettings(max_retries=settings.batch_max_retries, timeout=settings.batch_timeout_s),
             error_threshold=0,  # a file that fails (e.g. wrong columns) fails the job: there is nothing partial to keep
             logging_level="info", environment_variables={"BANKOPS_MODEL_VERSION": str(version)}),

@@ -1,10 +1,14 @@
 """Trainer on Azure ML: an AutoML classification job inside a pipeline job, on a compute cluster.
 
 `train` submits and returns at once (model_version None): the workspace's RunCompleted event
-reaches `on_run_completed`, which asks the registry to register the best child's model. The
-same pipeline, with the dataset's `@latest` version as input, runs daily as a JobSchedule
-(`bankops azure publish-pipeline`). With BANKOPS_PIPELINE_REST_URL set, "fire the pipeline"
-is an authenticated POST instead (e.g. a v1 published pipeline endpoint of the reference project).
+reaches `on_run_completed`, which asks the registry to register the best child's model. Every
+submission names one dataset version (`azureml:<name>:<N>`), the newest when the request is
+handled. The daily retrain is the function app's `daily_retrain` timer, not an Azure ML
+JobSchedule: a schedule's `azureml:<name>@latest` input is resolved to a fixed version when the
+schedule is created (`OperationOrchestrator.get_asset_arm_id`; Azure/azure-sdk-for-python#32576),
+so it would train that version forever. `publish_pipeline` removes such a schedule left by an
+older bankops. With BANKOPS_PIPELINE_REST_URL set, "fire the pipeline" is an authenticated POST
+instead (e.g. a v1 published pipeline endpoint of the reference project).
 """
 
 from __future__ import annotations
@@ -73,21 +77,22 @@ def cron5(ncrontab: str) -> str:
     return " ".join(fields)
 
 
-def daily_schedule(settings: Settings) -> Any:
-    """The JobSchedule that runs the training pipeline on the newest dataset version at RETRAIN_SCHEDULE (UTC)."""
-    from azure.ai.ml.entities import CronTrigger, JobSchedule
+def publish_pipeline(ml_client: Any, settings: Settings, *, newest: str = "") -> dict[str, str]:
+    """Make the function app's timer the only daily retrain: delete the JobSchedule an older bankops
+    published (it trains a frozen dataset version). Answers what runs, when, and on which data."""
+    from azure.core.exceptions import ResourceNotFoundError
 
-    latest = f"{settings.dataset_name}@latest"
-    job = training_pipeline(settings, f"azureml:{latest}", dataset_ref=settings.dataset_name, reason="schedule")
-    return JobSchedule(name=SCHEDULE_NAME, trigger=CronTrigger(expression=cron5(settings.retrain_schedule)), create_job=job,
-                       description="bankops: daily AutoML retraining", tags={"bankops.kind": "schedule"})
-
-
-def publish_pipeline(ml_client: Any, settings: Settings) -> dict[str, str]:
-    """Create or update the daily schedule (with its pipeline); answers its name, cron and state."""
-    schedule = ml_client.schedules.begin_create_or_update(daily_schedule(settings)).result()
-    return {"schedule": schedule.name, "cron": cron5(settings.retrain_schedule), "time_zone": "UTC",
-            "enabled": str(getattr(schedule, "is_enabled", True)), "dataset": f"azureml:{settings.dataset_name}@latest"}
+    removed = "none"
+    try:
+        ml_client.schedules.get(SCHEDULE_NAME)
+    except ResourceNotFoundError:
+        pass
+    else:
+        ml_client.schedules.begin_delete(SCHEDULE_NAME).result()
+        removed = SCHEDULE_NAME
+    return {"schedule": "function app timer daily_retrain", "cron": settings.retrain_schedule, "time_zone": "UTC",
+            "dataset": f"the newest version of {settings.dataset_name} at each firing" + (f" (now {newest})" if newest else ""),
+            "removed_azureml_schedule": removed}
 
 
 def rest_scope(url: str) -> str:
