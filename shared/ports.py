@@ -243,8 +243,11 @@ class SmokeResult:
 class Deployer(Protocol):
     """The real-time endpoint: which model version it serves, and swapping it without downtime."""
 
-    def deploy(self, version: str) -> None:
+    def deploy(self, version: str) -> object:
         """Serve `version`; returns once the endpoint answers with it. Raises on failure.
+
+        What it answers is the adapter's own (the local one: whether a service was running to swap);
+        the handlers do not read it.
 
         A deployer on a remote service (Azure ML) raises InProgress while the service works, rather
         than waiting: call again later, and it goes on from where the service is.

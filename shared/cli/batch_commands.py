@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,8 +15,11 @@ from shared.cli.app import HomeOpt, app, backend_for, console, friendly_errors
 
 PREPARE_BYTES = 1 << 20  # about 9,000 rows: enough for chunks large enough to run natively
 
+if TYPE_CHECKING:
+    from shared.bootstrap import Backend
 
-def _version(backend: Any, requested: str | None) -> str:
+
+def _version(backend: Backend, requested: str | None) -> str:
     """The requested version, else the champion, else the newest registered one."""
     if requested:
         return backend.registry.get(requested).version

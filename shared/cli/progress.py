@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -32,7 +33,7 @@ class RichTrainingProgress:
         self._refresh()
         self._progress.stop()
 
-    def _refresh(self, **fields: str) -> None:
+    def _refresh(self, **fields: Any) -> None:
         elapsed = time.monotonic() - self.started
         self._progress.update(self._task, completed=min(elapsed, self.budget_s),
                               elapsed=f"{elapsed:5.1f}s / {self.budget_s:.0f}s", **fields)

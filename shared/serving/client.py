@@ -31,7 +31,8 @@ class ScoringClient:
             except ValueError:
                 message = response.text
             raise BankopsError(f"the scoring service answered {response.status_code}: {message}")
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def health(self) -> dict[str, Any] | None:
         try:

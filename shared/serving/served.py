@@ -25,9 +25,9 @@ def verification_records(n: int = 64, seed: int = 7) -> list[dict[str, object]]:
     while len(records) < n:
         base = dict(rng.choice(EXAMPLE_RECORDS))
         for name in schema.INTEGER_FEATURES:
-            base[name] = int(base[name]) + rng.randint(-30, 30)  # type: ignore[call-overload]
+            base[name] = int(base[name]) + rng.randint(-30, 30)
         for name in schema.FLOAT_FEATURES:
-            base[name] = float(base[name]) * rng.uniform(0.8, 1.2)  # type: ignore[arg-type]
+            base[name] = float(base[name]) * rng.uniform(0.8, 1.2)
         records.append(base)
     return records
 

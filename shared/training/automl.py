@@ -54,7 +54,8 @@ def candidates(search: SearchResult, per_learner: int = TOP_PER_LEARNER, portfol
     if not top:  # no trial log: fall back to FLAML's best config per learner
         top = [Trial(0, name, search.best_config[name], search.best_score[name], 0.0, 0.0) for name in search.ranked_learners()]
     seen: set[str] = set()
-    firsts, seconds = [], []
+    firsts: list[Candidate] = []
+    seconds: list[Candidate] = []
     for trial in top:
         name = trial.learner if trial.learner not in seen else f"{trial.learner}-2"
         (seconds if trial.learner in seen else firsts).append(

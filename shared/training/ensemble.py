@@ -151,13 +151,13 @@ def bagged_weights(oof: dict[str, np.ndarray], y: np.ndarray, score: Scorer, *, 
     if len(names) == 1:
         return {names[0]: 1.0}
     rng = np.random.default_rng(seed)
-    weights: Counter[str] = Counter()
+    weights: dict[str, float] = {}  # the members some bag picked, in the order first picked
     for _ in range(bags):
         subset = [n for n in names if rng.random() < share] or [names[int(rng.integers(len(names)))]]
         picks = select_weights({n: oof[n] for n in subset}, y, score, cost=cost, max_cost=max_cost)
-        total = sum(picks.values())
+        picked = sum(picks.values())
         for name, count in picks.items():
-            weights[name] += count / total
+            weights[name] = weights.get(name, 0.0) + count / picked
     kept = sorted(weights, key=lambda n: -weights[n])
     total = sum(weights.values())
     kept = [n for n in kept if weights[n] / total >= MIN_MEMBER_WEIGHT] or kept[:1]  # a member costs its time to serve

@@ -109,7 +109,7 @@ def expected_fit_s(learner: str, params: dict[str, Any], rows: int) -> float | N
     trees = params.get("iterations", params.get("n_estimators"))
     if learner not in SECONDS_PER_ROW_TREE or trees is None:
         return None
-    return SECONDS_PER_ROW_TREE[learner] * rows * trees
+    return float(SECONDS_PER_ROW_TREE[learner] * rows * trees)
 
 
 def fewer_trees(params: dict[str, Any], factor: float) -> dict[str, Any]:

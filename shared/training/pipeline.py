@@ -67,7 +67,8 @@ class SilentProgress:
 
 
 def _target(frame: pd.DataFrame) -> np.ndarray:
-    return (frame[schema.TARGET] == schema.POSITIVE).to_numpy(dtype=np.int64)
+    target: np.ndarray = (frame[schema.TARGET] == schema.POSITIVE).to_numpy(dtype=np.int64)
+    return target
 
 
 class TrainingPipeline:

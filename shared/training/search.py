@@ -124,7 +124,7 @@ class _LogTail(threading.Thread):
 
 
 def _automl_class() -> type:
-    from flaml import AutoML
+    from flaml.automl import AutoML
 
     class SearchOnly(AutoML):
         """FLAML's AutoML without its final refit of the best config on all rows: with
@@ -132,8 +132,8 @@ def _automl_class() -> type:
         builds its own), which costs seconds past the search budget."""
 
         def _search(self) -> None:
-            self._state.retrain_final = False
-            super()._search()
+            self._state.retrain_final = False  # type: ignore[attr-defined]  # set on the state by FLAML's fit, not declared
+            super()._search()  # type: ignore[no-untyped-call]  # FLAML's private search loop has no annotations
 
     return SearchOnly
 

@@ -68,4 +68,4 @@ def mlflow_tracking_uri(client: MLClient, cred: Any = None) -> str:
     uri = client.workspaces.get(client.workspace_name).mlflow_tracking_uri
     cred = cred or credential()
     os.environ["MLFLOW_TRACKING_TOKEN"] = cred.get_token(MANAGEMENT_SCOPE).token
-    return uri.replace("azureml://", "https://", 1)
+    return str(uri).replace("azureml://", "https://", 1)

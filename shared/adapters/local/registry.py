@@ -47,8 +47,8 @@ class MlflowModelRegistry:
         version = str(info.registered_model_version)
         for key, value in metrics.items():
             self.client.set_model_version_tag(self.name, version, f"{METRIC_TAG}{key}", f"{value:.6g}")
-        for key, value in tags.items():
-            self.client.set_model_version_tag(self.name, version, key, value)
+        for tag, text in tags.items():
+            self.client.set_model_version_tag(self.name, version, tag, text)
         return self.get(version)
 
     def get(self, version: str | None = None) -> ModelVersion:
