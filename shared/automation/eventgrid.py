@@ -59,7 +59,7 @@ def parse(body: Any) -> list[Envelope]:
         data = item.get("data") or {}
         if not isinstance(data, dict):
             raise InvalidInput(f"event {index}: data must be a JSON object")
-        events.append(Envelope(id=str(item["id"]), type=str(event_type), subject=str(item.get("subject", "")), data=data))
+        events.append(Envelope(id=str(item["id"]), type=str(event_type), subject=str(item.get("subject") or ""), data=data))
     return events
 
 
