@@ -104,7 +104,8 @@ def blob_path(subject: str, url: str = "") -> tuple[str, str]:
 def _our_pipeline_run(event: Envelope) -> tuple[str, Mapping[str, Any]] | None:
     """(run id, run tags) when the event is about a pipeline run bankops submitted; else None (logged)."""
     data = event.data
-    tags = data.get("runTags") if isinstance(data.get("runTags"), dict) else {}
+    raw_tags = data.get("runTags")
+    tags: Mapping[str, Any] = raw_tags if isinstance(raw_tags, dict) else {}
     run_id, run_type = str(data.get("runId") or ""), str(data.get("runType") or "")
     if run_type.lower() != PIPELINE_RUN.lower() or str(tags.get(JOB_TAG, "")) != JOB_TRAINING or not run_id:
         log.info("ignored %s of run %s (runType %s): not a bankops training pipeline run", event.type.rsplit(".", 1)[-1],
