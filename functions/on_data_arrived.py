@@ -12,7 +12,8 @@ bp = func.Blueprint()
 
 @bp.event_grid_trigger(arg_name="event")
 def on_data_arrived(event: func.EventGridEvent) -> None:
-    """Fired by an Event Grid subscription on Microsoft.Storage.BlobCreated, subject-filtered to incoming/."""
+    """Fired by the subscriptions bankops-data-arrived (incoming/) and bankops-batch-arrived (batch/) on
+    Microsoft.Storage.BlobCreated; a payload without subject is named by its blob URL."""
     control.events(automation(), [_as_dict(event)])
 
 

@@ -1,4 +1,5 @@
-"""Azure ML RunCompleted (AutoML parent runs) -> register the best model, gate, deploy, smoke test."""
+"""Azure ML run events of bankops' training pipeline runs: RunCompleted -> register the AutoML step's best model,
+gate, deploy, smoke test; RunStatusChanged Failed/Canceled -> the retrain is recorded as failed."""
 
 from __future__ import annotations
 
@@ -13,5 +14,6 @@ bp = func.Blueprint()
 
 @bp.event_grid_trigger(arg_name="event")
 def on_run_completed(event: func.EventGridEvent) -> None:
-    """Fired by the workspace's Event Grid subscription on Microsoft.MachineLearningServices.RunCompleted."""
+    """Fired by the workspace's subscriptions bankops-run-completed (RunCompleted) and bankops-run-failed
+    (RunStatusChanged), both filtered to data.runType azureml.PipelineRun; other runs are ignored."""
     control.events(automation(), [_as_dict(event)])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings, load_settings
 from shared.errors import ConfigurationError
-from shared.ports import BatchRunner, DatasetStore, Datastore, Deployer, ModelRegistry, RunTracker, Trainer
+from shared.ports import BatchRunner, DatasetStore, Datastore, Deployer, ModelRegistry, RunLookup, RunTracker, Trainer
 
 if TYPE_CHECKING:
     from shared.automation.handlers import Automation
@@ -72,6 +72,11 @@ class Backend:
         """None: the handlers score batch files in this process (with quarantine of a file with the wrong columns)."""
         return None
 
+    @cached_property
+    def run_lookup(self) -> RunLookup | None:
+        """None: local runs finish in this process and report themselves."""
+        return None
+
 
 @dataclass
 class AzureBackend(Backend):
@@ -108,11 +113,23 @@ class AzureBackend(Backend):
     @cached_property
     def registry(self) -> ModelRegistry:
         from shared.adapters.azure.registry import AzureModelRegistry
+
+        return AzureModelRegistry(self.ml_client, self.settings.model_name, runs=self.workspace_runs,
+                                  cache_dir=self.settings.paths.root / "models", lookup=self.run_lookup)
+
+    @cached_property
+    def workspace_runs(self) -> Any:
+        """An MlflowClient on the workspace's tracking URI (read only)."""
         from shared.adapters.azure.tracking import workspace_runs
 
-        return AzureModelRegistry(self.ml_client, self.settings.model_name,
-                                  runs=workspace_runs(self.ml_client, credential=self.credential),
-                                  cache_dir=self.settings.paths.root / "models")
+        return workspace_runs(self.ml_client, credential=self.credential)
+
+    @cached_property
+    def run_lookup(self) -> RunLookup | None:
+        """Pipeline runs named by Event Grid -> their AutoML step's best child; why a run failed."""
+        from shared.adapters.azure.run_lookup import AzureRunLookup
+
+        return AzureRunLookup(self.ml_client, self.workspace_runs)
 
     @cached_property
     def datastore(self) -> Datastore:
@@ -182,6 +199,7 @@ def build_automation(settings: Settings | None = None, backend: Backend | None =
     floors = {"recall_yes": s.gate_min_recall_yes} if s.gate_min_recall_yes > 0 else {}
     extra.setdefault("trainer", backend.trainer)
     extra.setdefault("batch_runner", backend.batch_runner)
+    extra.setdefault("run_lookup", backend.run_lookup)
     return Automation(settings=s, datasets=backend.datasets, registry=backend.registry, tracker=backend.tracker,
                       datastore=backend.datastore, deployer=backend.deployer, queue=WorkQueue(s.paths.root / "queue.db"),
                       floors=floors, **extra)

@@ -181,6 +181,30 @@ class RegistersRunModels(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class AutoMLResult:
+    """The best child run of the AutoML step of a finished pipeline run, and what it scored."""
+
+    pipeline_run: str
+    automl_run: str
+    best_child_run: str
+    metrics: Mapping[str, float]
+    dataset: str = ""  # NAME:VERSION the pipeline trained on, when its tags say
+
+
+class RunLookup(Protocol):
+    """Reads finished remote runs (Azure ML): the event names only the pipeline run, this finds the rest."""
+
+    def best_child(self, pipeline_run: str) -> AutoMLResult:
+        """The AutoML step of `pipeline_run` and its best child. Raises NotFound (no such run, no AutoML step,
+        no best child yet)."""
+        ...
+
+    def failure(self, run_id: str) -> str:
+        """A short (at most 300 characters) account of why run `run_id` ended unsuccessfully, naming where to look."""
+        ...
+
+
 def iter_ports() -> Iterator[type]:
     yield from (DatasetStore, ModelRegistry, RunTracker)
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from shared.adapters.local.trainer import LocalTrainer
+from shared.automation.eventgrid import normalize_etag
 from shared.automation.gate import decide
 from shared.automation.messages import (
     BatchArrived,
@@ -25,6 +26,7 @@ from shared.automation.messages import (
     RequestTraining,
     Rollback,
     RunCompleted,
+    RunFailed,
 )
 from shared.automation.work_queue import WorkQueue
 from shared.batch.blob import output_names, score_blob
@@ -42,6 +44,7 @@ from shared.ports import (
     Deployer,
     ModelRegistry,
     RegistersRunModels,
+    RunLookup,
     RunTracker,
     Trainer,
     TrainingRequest,
@@ -67,6 +70,7 @@ class Automation:
     progress: TrainingProgress | None = None
     trainer: Trainer | None = None  # default: the pipeline in this process
     batch_runner: BatchRunner | None = None  # default: batch files scored in this process (azure: an Azure ML batch job)
+    run_lookup: RunLookup | None = None  # azure: reads finished Azure ML runs (why one failed)
     floors: Mapping[str, float] = field(default_factory=dict)
     on_event: Callable[[str, dict[str, Any]], None] = lambda _kind, _data: None
 
@@ -121,7 +125,7 @@ def on_data_arrived(auto: Automation, event: DataArrived) -> dict[str, Any]:
     current = auto.datastore.info(container, name)
     if current is None:
         return {"outcome": "ignored", "reason": f"{event.blob} is gone (moved or deleted since the event)"}
-    if current.etag != event.etag:
+    if normalize_etag(current.etag) != normalize_etag(event.etag):
         return {"outcome": "ignored", "reason": f"{event.blob} changed since this event; the newer event handles it"}
     content = auto.datastore.read(container, name)
     s = auto.settings
@@ -212,6 +216,20 @@ def on_run_completed(auto: Automation, event: RunCompleted) -> dict[str, Any]:
     return _deploy_with_smoke_test(auto, challenger, decision.reason) | {"gate": decision.reason}
 
 
+def on_run_failed(auto: Automation, event: RunFailed) -> dict[str, Any]:
+    """A training pipeline run ended Failed or Canceled on Azure ML: the retrain is recorded as failed, the champion stays."""
+    error = f"Azure ML pipeline run {event.run_id} ended {event.status}"
+    if auto.run_lookup is not None:
+        try:
+            error = auto.run_lookup.failure(event.run_id)
+        except BankopsError as exc:  # the event alone still says it failed
+            log.warning("could not read why run %s failed: %s", event.run_id, exc.message)
+    log.warning("retrain %s: %s", event.status, error)
+    auto.on_event("pipeline_run", {"status": event.status})
+    return {"outcome": event.status, "run_id": event.run_id, "dataset": event.dataset, "error": error[:300],
+            "reason": error[:300]}
+
+
 def on_deploy(auto: Automation, command: Deploy) -> dict[str, Any]:
     if command.model_version:
         version = auto.registry.get(command.model_version).version
@@ -238,7 +256,7 @@ def on_batch_arrived(auto: Automation, event: BatchArrived) -> dict[str, Any]:
     """Score a client list dropped into `batch` with the champion; a file with the wrong columns is quarantined."""
     container, _, name = event.blob.partition("/")
     current = auto.datastore.info(container, name)
-    if current is None or current.etag != event.etag:
+    if current is None or normalize_etag(current.etag) != normalize_etag(event.etag):
         return {"outcome": "ignored", "reason": f"{event.blob} is gone or changed since this event"}
     champion = auto.registry.alias(CHAMPION)
     if champion is None:
@@ -285,6 +303,7 @@ HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {
     BatchArrived.kind: on_batch_arrived,
     RequestTraining.kind: on_request_training,
     RunCompleted.kind: on_run_completed,
+    RunFailed.kind: on_run_failed,
     Deploy.kind: on_deploy,
     Rollback.kind: on_rollback,
     PrepareBatch.kind: on_prepare_batch,

@@ -69,6 +69,16 @@ class RunCompleted(Message):
 
 
 @dataclass(frozen=True)
+class RunFailed(Message):
+    """A training pipeline run on Azure ML ended Failed or Canceled (RunStatusChanged): record the retrain as failed."""
+
+    kind: ClassVar[str] = "RunFailed"
+    run_id: str
+    status: str  # "failed" | "canceled"
+    dataset: str = ""
+
+
+@dataclass(frozen=True)
 class Deploy(Message):
     """Serve a model version (default: the champion)."""
 
@@ -94,7 +104,8 @@ class PrepareBatch(Message):
 
 
 MESSAGES: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (DataArrived, BatchArrived, RequestTraining, RunCompleted, Deploy, Rollback, PrepareBatch)
+    cls.kind: cls for cls in (DataArrived, BatchArrived, RequestTraining, RunCompleted, RunFailed, Deploy, Rollback,
+                              PrepareBatch)
 }
 
 

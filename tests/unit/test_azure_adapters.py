@@ -29,7 +29,7 @@ from shared.dataset_registration import register_dataset
 from shared.errors import BankopsError, InProgress, InvalidInput
 from shared.mlflow_model import example_frame
 from shared.training.pipeline import TrainingRequest
-from tests import samples
+from tests import event_fixtures, samples
 from tests.automation_fakes import InMemoryDatastore
 from tests.azure_fakes import FakeMLClient, until_settled
 from tests.contract.conftest import tiny_model
@@ -284,11 +284,15 @@ def test_run_completed_registers_the_best_child_then_deploys_step_by_step(frame:
     frame_600 = pd.read_csv(io.BytesIO(datasets.read(dataset)))
     automl_run = fake.complete_automl(job.result["run_id"], automl_output(frame_600, tmp_path / "out" / "mlflow-model"),
                                       {"AUC_weighted": 0.93, "accuracy": 0.91})
-    event = {"id": "ev-1", "eventType": "Microsoft.MachineLearningServices.RunCompleted",
-             "subject": f"experiments/e/runs/{automl_run}",
-             "data": {"runId": automl_run, "runType": "automl", "experimentName": "bankmarketing", "runProperties": {}}}
-    assert control.events(auto, [event]) == {"accepted": ["ev-1"], "ignored": []}
-    assert control.events(auto, [event]) == {"accepted": [], "ignored": ["ev-1"]}  # at-least-once delivery
+    pipeline_run = job.result["run_id"]
+    # the documented events, naming the runs this pipeline made; runTags are the tags the trainer put on the job
+    [step] = event_fixtures.load("run_completed_automl_step.eventgrid")
+    step["data"] |= {"runId": automl_run, "runTags": step["data"]["runTags"] | {"azureml.pipelinerunid": pipeline_run}}
+    [event] = event_fixtures.load("run_completed_pipeline_run.eventgrid")
+    event["data"] |= {"runId": pipeline_run, "runTags": fake.jobs.get(pipeline_run).tags}
+    assert control.events(auto, [step]) == {"accepted": [], "ignored": [step["id"]]}  # the AutoML step: not the trigger
+    assert control.events(auto, [event]) == {"accepted": [event["id"]], "ignored": []}
+    assert control.events(auto, [event]) == {"accepted": [], "ignored": [event["id"]]}  # at-least-once delivery
     worker, steps = Worker(auto), 0
     while (result := worker.run_once("control")) is not None and result.status == "queued":
         steps += 1
@@ -297,12 +301,13 @@ def test_run_completed_registers_the_best_child_then_deploys_step_by_step(frame:
     assert result is not None and result.status == "done" and result.result["outcome"] == "deployed", result
     assert steps == 2  # endpoint, then deployment
     model = registry.get("1")
-    assert model.tags["pipeline_run"] == automl_run and model.tags["best_child_run"] == f"{automl_run}_3"
+    assert model.tags["pipeline_run"] == pipeline_run and model.tags["best_child_run"] == f"{automl_run}_3"
+    assert model.tags["automl_run"] == automl_run
     assert model.tags["dataset"] == "bankmarketing:1" and model.metrics["AUC_weighted"] == pytest.approx(0.93)
     assert fake.models.created[0].path == f"azureml://jobs/{automl_run}_3/outputs/artifacts/outputs/mlflow-model/"
     assert registry.alias(CHAMPION).version == "1"  # type: ignore[union-attr]
     assert auto.deployer.current() == "1"
-    assert registry.register_from_run(automl_run).version == "1"  # asked again: the same version
+    assert registry.register_from_run(pipeline_run).version == "1"  # asked again: the same version
 
 
 def test_bootstrap_builds_the_azure_adapters_on_the_given_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,20 +20,10 @@ from functions import runtime
 from shared.automation.handlers import Automation
 from shared.automation.work_queue import WorkQueue
 from shared.config import load_settings
+from tests import event_fixtures
 from tests.automation_fakes import FakeDeployer, InMemoryDatastore
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 
-AML_RUN_COMPLETED = {
-    "id": "831e1650-001e-001b-66ab-eeb76e069631",
-    "topic": "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws",
-    "subject": "experiments/0fa9dfaa-cba3-4fa7-b590-23e48548f5c1/runs/AutoML_ad912b2d-6467-4f32-a616-dbe4af6dd8fc",
-    "eventType": "Microsoft.MachineLearningServices.RunCompleted",
-    "eventTime": "2026-11-27T02:00:00Z",
-    "data": {"experimentId": "0fa9dfaa-cba3-4fa7-b590-23e48548f5c1", "experimentName": "bankmarketing",
-             "runId": "AutoML_ad912b2d-6467-4f32-a616-dbe4af6dd8fc", "runType": "automl",
-             "runTags": {}, "runProperties": {"runTemplate": "AutoML"}},
-    "dataVersion": "2", "metadataVersion": "1",
-}
 BLOB_CREATED = {
     "id": "5c2b6f4e-701e-0061-0e2b-5c6a4d06e2b1",
     "topic": "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct",
@@ -71,7 +61,7 @@ def _http(method: str, route: str, body: Any = None) -> func.HttpRequest:
 
 
 def _event(payload: dict[str, Any]) -> func.EventGridEvent:
-    return func.EventGridEvent(id=payload["id"], data=payload["data"], topic=payload["topic"], subject=payload["subject"],
+    return func.EventGridEvent(id=payload["id"], data=payload["data"], topic=payload["topic"], subject=payload.get("subject"),
                                event_type=payload["eventType"], event_time=None, data_version=payload["dataVersion"])
 
 
@@ -140,13 +130,32 @@ def test_blob_events_outside_incoming_or_unfinished_writes_are_ignored(auto: Aut
     assert auto.queue.counts() == {}
 
 
-def test_automl_parent_run_completed_is_queued_and_children_ignored(auto: Automation) -> None:
-    child = AML_RUN_COMPLETED | {"id": "c", "data": AML_RUN_COMPLETED["data"] | {
-        "runId": "AutoML_ad912b2d_3", "runProperties": {"runTemplate": "automl_child"}}}
-    _function("on_run_completed")(_event(child))
-    _function("on_run_completed")(_event(AML_RUN_COMPLETED))
+def test_only_the_completion_of_a_bankops_pipeline_run_is_queued(auto: Automation) -> None:
+    """The documented RunCompleted payloads: an AutoML child, a pipeline's AutoML step, a step run, another
+    pipeline: all acknowledged and ignored; the pipeline run bankops tagged is queued, once."""
+    for name in ("run_completed_automl_child", "run_completed_automl_step", "run_completed_step_run",
+                 "run_completed_pipeline_run_other", "run_completed_pipeline_run", "run_completed_pipeline_run"):
+        [event] = event_fixtures.load(f"{name}.eventgrid")
+        _function("on_run_completed")(_event(event))
     jobs = auto.queue.recent(5)
-    assert [(j.kind, j.payload["run_id"]) for j in jobs] == [("RunCompleted", "AutoML_ad912b2d-6467-4f32-a616-dbe4af6dd8fc")]
+    assert [(j.kind, j.payload["run_id"], j.payload["dataset"]) for j in jobs] == [
+        ("RunCompleted", "bankops-job-1", "bankmarketing:2")]
+
+
+def test_a_failed_bankops_pipeline_run_is_queued_as_a_failed_retrain(auto: Automation) -> None:
+    """RunStatusChanged reaches the same function (decision: subscription bankops-run-failed)."""
+    for name in ("run_status_changed_automl_child_failed", "run_status_changed_pipeline_failed"):
+        [event] = event_fixtures.load(f"{name}.eventgrid")
+        _function("on_run_completed")(_event(event))
+    jobs = auto.queue.recent(5)
+    assert [(j.kind, j.payload["run_id"], j.payload["status"]) for j in jobs] == [("RunFailed", "bankops-job-1", "failed")]
+
+
+def test_a_blob_created_without_subject_is_named_by_its_url(auto: Automation) -> None:
+    [event] = event_fixtures.load("blob_created_no_subject.eventgrid")
+    _function("on_data_arrived")(_event(event))
+    jobs = auto.queue.recent(5)
+    assert [(j.kind, j.payload["blob"], j.payload["etag"]) for j in jobs] == [("DataArrived", "incoming/x.csv", "0x8D4BCC2E4835CD0")]
 
 
 def test_the_daily_timer_requests_training_also_when_past_due(auto: Automation) -> None:

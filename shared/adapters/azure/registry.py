@@ -10,7 +10,6 @@ MLflow model output `outputs/mlflow-model/`, and its metrics.
 from __future__ import annotations
 
 import importlib.metadata as md
-import math
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from shared import schema
+from shared.adapters.azure.run_lookup import AzureRunLookup
 from shared.errors import BackendUnavailable, NotFound
 from shared.model import BankMarketingModel
-from shared.ports import ModelVersion
+from shared.ports import ModelVersion, RunLookup
 
 METRIC_TAG = "metric."
 ALIAS_TAG = "alias."
-BEST_CHILD_TAG = "automl_best_child_run_id"
 MLFLOW_OUTPUT = "outputs/artifacts/outputs/mlflow-model/"
 
 
@@ -86,9 +85,11 @@ def load_mlflow_folder(folder: Path) -> Any:
 
 
 class AzureModelRegistry:
-    def __init__(self, ml_client: Any, model_name: str, *, runs: Any = None, cache_dir: Path | None = None) -> None:
-        """`runs`: an MlflowClient on the workspace's tracking URI (read only), for AutoML runs' tags and metrics."""
-        self.ml, self.name, self.runs = ml_client, model_name, runs
+    def __init__(self, ml_client: Any, model_name: str, *, runs: Any = None, cache_dir: Path | None = None,
+                 lookup: RunLookup | None = None) -> None:
+        """`runs`: an MlflowClient on the workspace's tracking URI (read only), for AutoML runs' tags and metrics;
+        `lookup` finds a pipeline run's AutoML best child (default: AzureRunLookup on the same clients)."""
+        self.ml, self.name, self.runs, self.lookup = ml_client, model_name, runs, lookup
         self.cache_dir = cache_dir or Path(tempfile.mkdtemp(prefix="bankops-models-"))
         self._cache: dict[str, Any] = {}
 
@@ -127,30 +128,14 @@ class AzureModelRegistry:
             return self._create(str(folder), all_tags, f"bankops blend {model.describe()} from run {run_id}")
 
     def register_from_run(self, run_id: str) -> ModelVersion:
-        from azure.core.exceptions import ResourceNotFoundError
-
         done = [m for m in self._models() if (m.tags or {}).get("pipeline_run") == run_id]
         if done:
             return self._version(done[0])
-        try:
-            job = self.ml.jobs.get(run_id)
-        except ResourceNotFoundError as exc:
-            raise NotFound(f"no Azure ML job named {run_id!r} in this workspace") from exc
-        automl = job
-        if job.type == "pipeline":
-            automl = next((j for j in self.ml.jobs.list(parent_job_name=run_id) if j.type == "automl"), None)
-            if automl is None:
-                raise NotFound(f"pipeline job {run_id} has no AutoML step")
-        if self.runs is None:
-            raise BackendUnavailable("reading AutoML results needs the workspace's MLflow endpoint; none was configured")
-        best = self.runs.get_run(automl.name).data.tags.get(BEST_CHILD_TAG)
-        if not best:
-            raise NotFound(f"AutoML job {automl.name} ({automl.status}) has no best child run yet")
-        metrics = {k: v for k, v in self.runs.get_run(best).data.metrics.items() if isinstance(v, float | int) and math.isfinite(v)}
-        tags = {**{f"{METRIC_TAG}{k}": f"{v:.6g}" for k, v in sorted(metrics.items())}, "pipeline_run": run_id,
-                "automl_run": automl.name, "best_child_run": best,
-                "dataset": (automl.tags or {}).get("dataset") or (job.tags or {}).get("dataset", "")}
-        return self._create(f"azureml://jobs/{best}/{MLFLOW_OUTPUT}", tags, f"best model of AutoML job {automl.name}")
+        found = (self.lookup or AzureRunLookup(self.ml, self.runs)).best_child(run_id)
+        tags = {**{f"{METRIC_TAG}{k}": f"{v:.6g}" for k, v in sorted(found.metrics.items())}, "pipeline_run": run_id,
+                "automl_run": found.automl_run, "best_child_run": found.best_child_run, "dataset": found.dataset}
+        return self._create(f"azureml://jobs/{found.best_child_run}/{MLFLOW_OUTPUT}", tags,
+                            f"best model of AutoML job {found.automl_run}")
 
     def get(self, version: str | None = None) -> ModelVersion:
         from azure.core.exceptions import ResourceNotFoundError

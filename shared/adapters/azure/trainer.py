@@ -63,7 +63,9 @@ def training_pipeline(settings: Settings, data_path: str, *, dataset_ref: str, m
     job = bankops_training(training_data=Input(type=AssetTypes.MLTABLE, path=data_path))
     job.experiment_name = settings.experiment_name
     job.display_name = f"bankops training on {dataset_ref}"
-    job.tags = {"dataset": dataset_ref, "reason": reason[:200], "bankops.kind": "pipeline"}
+    # bankops_job/bankops_dataset: how on_run_completed recognises its own pipeline runs' events (README, Event Grid)
+    job.tags = {"dataset": dataset_ref, "reason": reason[:200], "bankops.kind": "pipeline", "bankops_job": "training",
+                "bankops_dataset": dataset_ref}
     return job
 
 

@@ -1,0 +1,124 @@
+"""Documented BlobCreated and run events through the webhook, the real work queue and worker, on Azurite.
+
+The blob is really written to the storage emulator; the event is Microsoft's documented sample
+naming it (its eTag in quotes as the sample has it, or bare; by subject, or only by URL). A file that
+arrives is registered, not ignored as "changed since this event". A failed pipeline run is a failed
+retrain in /api/status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.automation import control
+from shared.automation.handlers import Automation
+from shared.automation.work_queue import WorkQueue
+from shared.automation.worker import Worker
+from shared.config import load_settings
+from shared.ports import AutoMLResult
+from tests import event_fixtures, samples
+from tests.automation_fakes import FakeDeployer
+from tests.azurite import AzuriteUnavailable, running_azurite
+from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
+
+
+@pytest.fixture(scope="module")
+def azurite_port() -> Iterator[int]:
+    try:
+        with running_azurite() as port:
+            yield port
+    except AzuriteUnavailable as exc:
+        pytest.fail(f"Azurite could not start: {exc}")
+
+
+@pytest.fixture
+def auto(azurite_port: int, tmp_path: Path) -> Automation:
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.adapters.azure.datastore import BlobDatastore, azurite_connection_string
+
+    service = BlobServiceClient.from_connection_string(azurite_connection_string(azurite_port))
+    for container in service.list_containers():
+        client = service.get_container_client(container.name)
+        for blob in client.list_blobs():
+            client.delete_blob(blob.name)
+    return Automation(settings=load_settings(home=tmp_path / "home"), datasets=InMemoryDatasetStore(),
+                      registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=BlobDatastore(service),
+                      deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
+
+
+def _upload(auto: Automation, name: str = "x.csv") -> tuple[str, str]:
+    """Write a valid file to incoming/ on Azurite; (its eTag as the blob service reports it, its URL)."""
+    from shared.adapters.azure.datastore import BlobDatastore
+
+    assert isinstance(auto.datastore, BlobDatastore)
+    client = auto.datastore.service.get_blob_client("incoming", name)
+    client.upload_blob(samples.csv_bytes(samples.stratified_sample(300, seed=4)), overwrite=True)
+    return str(client.get_blob_properties().etag), str(client.url)
+
+
+def _documented(fixture: str, *, etag: str, url: str | None = None) -> dict[str, Any]:
+    [event] = event_fixtures.load(fixture)
+    quoted = event["data"]["eTag"].startswith('"')
+    event["data"]["eTag"] = f'"{etag.strip(chr(34))}"' if quoted else etag.strip('"')
+    if url is not None:
+        event["data"]["url"] = url
+    return event
+
+
+@pytest.mark.parametrize("fixture", ["blob_created.eventgrid", "blob_created.cloudevents", "blob_created_unquoted_etag.eventgrid",
+                                     "blob_created_no_subject.eventgrid"])
+def test_a_documented_blob_created_registers_the_file(auto: Automation, fixture: str) -> None:
+    etag, _ = _upload(auto)
+    event = _documented(fixture, etag=etag)
+    assert control.events(auto, [event]) == {"accepted": [event["id"]], "ignored": []}
+    done = Worker(auto).run_once("control")
+    assert done is not None and done.status == "done" and done.result["outcome"] == "registered", done
+    assert auto.datastore.info("incoming", "x.csv") is None and auto.datastore.info("processed", "x.csv") is not None
+
+
+def test_an_emulator_url_without_subject_registers_the_file(auto: Automation) -> None:
+    etag, url = _upload(auto)
+    assert url.startswith("http://127.0.0.1:") and "/devstoreaccount1/incoming/x.csv" in url
+    event = _documented("blob_created_emulator_url_no_subject.eventgrid", etag=etag, url=url)
+    control.events(auto, [event])
+    done = Worker(auto).run_once("control")
+    assert done is not None and done.result["outcome"] == "registered", done
+
+
+def test_an_event_for_an_older_write_is_still_ignored(auto: Automation) -> None:
+    etag, _ = _upload(auto)
+    _upload(auto)  # written again: a new eTag, whose own event handles it
+    control.events(auto, [_documented("blob_created.eventgrid", etag=etag)])
+    done = Worker(auto).run_once("control")
+    assert done is not None and done.result["outcome"] == "ignored" and "changed since" in done.result["reason"]
+
+
+class _Lookup:
+    """A RunLookup for the handler: answers for the one failed run it knows, NotFound-free."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def best_child(self, pipeline_run: str) -> AutoMLResult:
+        raise AssertionError("a failed run has no best child to look up")
+
+    def failure(self, run_id: str) -> str:
+        self.asked.append(run_id)
+        return f"Azure ML pipeline run {run_id} ended Failed (failed steps: automl); its logs: https://ml.azure.com/runs/{run_id}"
+
+
+def test_a_failed_pipeline_run_is_a_failed_retrain_in_the_status(auto: Automation) -> None:
+    auto.run_lookup = lookup = _Lookup()
+    [event] = event_fixtures.load("run_status_changed_pipeline_failed.eventgrid")
+    assert control.events(auto, [event, event]) == {"accepted": [event["id"]], "ignored": [event["id"]]}
+    done = Worker(auto).run_once("control")
+    assert done is not None and done.status == "done", done
+    assert done.result["outcome"] == "failed" and done.result["run_id"] == "bankops-job-1"
+    assert "failed steps: automl" in done.result["error"] and lookup.asked == ["bankops-job-1"]
+    [recent] = [j for j in control.status(auto)["recent_jobs"] if j["kind"] == "RunFailed"]
+    assert recent["outcome"] == "failed" and "bankops-job-1" in recent["reason"]
