@@ -33,6 +33,12 @@ class InvalidDataset(InvalidInput):
     code = "invalid_dataset"
 
 
+class PayloadTooLarge(InvalidInput):
+    """A request body over the size or count limit: the client must send less (HTTP 413)."""
+
+    code = "payload_too_large"
+
+
 class NotFound(BankopsError):
     code = "not_found"
 
@@ -65,6 +71,7 @@ class InProgress(BankopsError):
 HTTP_STATUS: dict[str, int] = {
     InvalidInput.code: 422,
     InvalidDataset.code: 422,
+    PayloadTooLarge.code: 413,
     NotFound.code: 404,
     Conflict.code: 409,
     ConfigurationError.code: 500,

@@ -8,19 +8,53 @@ import json
 from typing import Any
 
 from shared.automation import eventgrid
-from shared.automation.handlers import CHAMPION, Automation, accept_event, request_training
+from shared.automation.handlers import CHAMPION, Automation, request_training
 from shared.automation.messages import Deploy, Rollback
-from shared.errors import InvalidInput, NotFound
+from shared.errors import InvalidInput, NotFound, PayloadTooLarge
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # Event Grid batches stay under 1 MB (one event may be 1 MB): room to spare
+MAX_DEPTH = 32  # the deepest documented payload (a blob or run event) nests 4 levels
+MAX_EVENTS = 5000  # Event Grid's largest maxEventsPerBatch
+DEAD_LETTERS_SHOWN = 20  # /api/status lists the newest ones and counts them all
+
+
+def check_size(size: int) -> None:
+    """413 for a body over the control plane's limit, before it is read."""
+    if size > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than the control plane's limit of {MAX_BODY_BYTES} bytes; "
+                              "send less (Event Grid: batches of at most 1 MB)")
+
+
+def _depth(value: Any) -> int:
+    """How deep `value` nests lists and objects (iterative: a deep value cannot exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse_body(raw: bytes) -> Any:
-    """A request body as JSON; empty is None; anything else is a 422 naming the problem."""
+    """A request body as JSON; empty is None; too big is a 413; anything else bad is a 422 naming the problem."""
+    check_size(len(raw))
     if not raw.strip():
         return None
+    too_deep = InvalidInput(f"the body nests lists or objects deeper than {MAX_DEPTH} levels; send a flat JSON document")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
+    except RecursionError:  # the decoder's own guard on nesting far beyond MAX_DEPTH
+        raise too_deep from None
     except ValueError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
+        raise InvalidInput(f"the body is not valid JSON: {str(exc)[:200]}") from None
+    if _depth(body) > MAX_DEPTH:
+        raise too_deep
+    return body
 
 
 def retrain(auto: Automation, body: Any) -> dict[str, Any]:
@@ -62,6 +96,7 @@ def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]
     champion = auto.registry.alias(CHAMPION)
     serving = auto.deployer.current()
     recent = auto.queue.recent(10)
+    dead, dead_total = auto.queue.dead_letters(DEAD_LETTERS_SHOWN)
     return {
         "champion": {"model_version": champion.version, "metrics": dict(champion.metrics), "dataset": champion.tags.get("dataset")}
         if champion else None,
@@ -77,23 +112,35 @@ def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]
                         **{k: j.result.get(k) for k in ("outcome", "input", "output", "rows_read", "rows_scored", "rows_rejected",
                                                         "model_version", "input_sha256", "duration_s", "run_id")}}
                        for j in auto.queue.recent(10, kind="BatchArrived")],
-        "dead_letters": [{"Id": j.job_id, "kind": j.kind, "error": j.error} for j in auto.queue.recent(50) if j.status == "dead"],
+        "dead_letters": [{"Id": j.job_id, "kind": j.kind, "updated_at": j.updated_at, "error": j.error[:500]} for j in dead],
+        "dead_letters_total": dead_total,
         "alerts": status_view(auto.settings.paths.logs),
     }
 
 
 def events(auto: Automation, body: Any) -> dict[str, Any]:
-    """The Event Grid webhook: the validation handshake, or queue each event we act on."""
+    """The Event Grid webhook: the validation handshake, or queue each event we act on.
+
+    The whole batch is checked before anything is queued, then taken whole or not at all (one
+    transaction): a 4xx leaves nothing behind, so Event Grid's redelivery (or dead-lettering) loses nothing.
+    """
+    if isinstance(body, list) and len(body) > MAX_EVENTS:
+        raise PayloadTooLarge(f"the batch has {len(body)} events; at most {MAX_EVENTS} (Event Grid's maxEventsPerBatch)")
     parsed = eventgrid.parse(body)
     handshake = eventgrid.validation_response(parsed)
     if handshake is not None:
         return handshake
-    accepted, ignored = [], []
-    for event in parsed:
-        found = eventgrid.to_message(event)
+    ours, ignored = [], []
+    for index, event in enumerate(parsed):
+        try:
+            found = eventgrid.to_message(event)
+        except InvalidInput as exc:
+            raise InvalidInput(f"event {index} (id {event.id[:100]!r}): {exc.message}; nothing in this batch was queued") from None
         if found is None:
             ignored.append(event.id)
-            continue
-        message, key = found
-        (accepted if accept_event(auto, message, key) else ignored).append(event.id)
+        else:
+            ours.append((event.id, found))
+    taken = auto.queue.accept([found for _, found in ours])
+    accepted = [event_id for (event_id, _), new in zip(ours, taken, strict=True) if new]
+    ignored += [event_id for (event_id, _), new in zip(ours, taken, strict=True) if not new]
     return {"accepted": accepted, "ignored": ignored}

@@ -6,12 +6,13 @@ route; /metrics (Prometheus on loopback) and the dashboard page (its data is /ap
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from shared.automation import control
 from shared.automation.handlers import Automation
@@ -19,13 +20,29 @@ from shared.errors import BankopsError, http_status
 from shared.monitoring.dashboard_page import add_dashboard_routes
 from shared.monitoring.metrics import CONTENT_TYPE, ControlMetrics
 
+T = TypeVar("T")
+
 
 def function_key_of(request: Request) -> str | None:
     return request.headers.get("x-functions-key") or request.query_params.get("code")
 
 
-async def _json_body(request: Request) -> Any:
-    return control.parse_body(await request.body())
+async def _body_bytes(request: Request) -> bytes:
+    """The body, refused with a 413 as soon as it is over the limit (by its Content-Length or as it streams in)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit():
+        control.check_size(int(declared))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        control.check_size(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _off_loop(work: Callable[[], T]) -> Awaitable[T]:
+    """Parsing and queue writes (SQLite waits for its lock) run in the threadpool: other requests go on meanwhile."""
+    return run_in_threadpool(work)
 
 
 def create_control_app(auto: Automation, *, key_ok: Callable[[str | None], bool],
@@ -55,27 +72,29 @@ def create_control_app(auto: Automation, *, key_ok: Callable[[str | None], bool]
     @app.post("/api/retrain", status_code=202)
     async def retrain(request: Request) -> dict[str, Any]:
         """Queue a training run (the published-pipeline REST contract)."""
-        return control.retrain(auto, await _json_body(request))
+        raw = await _body_bytes(request)
+        return await _off_loop(lambda: control.retrain(auto, control.parse_body(raw)))
 
     @app.post("/api/redeploy", status_code=202)
     async def redeploy(request: Request) -> dict[str, Any]:
         """Deploy a model version (default: the champion)."""
-        return control.redeploy(auto, await _json_body(request))
+        raw = await _body_bytes(request)
+        return await _off_loop(lambda: control.redeploy(auto, control.parse_body(raw)))
 
     @app.post("/api/rollback", status_code=202)
     async def rollback() -> dict[str, Any]:
         """Serve the previous version again."""
-        return control.rollback(auto)
+        return await _off_loop(lambda: control.rollback(auto))
 
     @app.get("/api/status")
     async def status() -> dict[str, Any]:
         """Champion, endpoint health, recent jobs, next scheduled retrain."""
-        return control.status(auto, next_schedule())
+        return await _off_loop(lambda: control.status(auto, next_schedule()))
 
     @app.get("/api/runs/{job_id}")
     async def run(job_id: str) -> dict[str, Any]:
         """One job: its status, result and error."""
-        return control.job_status(auto, job_id)
+        return await _off_loop(lambda: control.job_status(auto, job_id))
 
     @app.options("/api/events")
     async def cloudevents_handshake(request: Request) -> Response:
@@ -85,6 +104,7 @@ def create_control_app(auto: Automation, *, key_ok: Callable[[str | None], bool]
     @app.post("/api/events")
     async def events(request: Request) -> dict[str, Any]:
         """Event Grid webhook: Event Grid schema or CloudEvents, single or batch."""
-        return control.events(auto, await _json_body(request))
+        raw = await _body_bytes(request)
+        return await _off_loop(lambda: control.events(auto, control.parse_body(raw)))
 
     return app

@@ -84,11 +84,13 @@ def request_training(auto: Automation, reason: str, experiment: str = "") -> tup
 
 
 def accept_event(auto: Automation, message: Message, event_key: str) -> bool:
-    """Queue an event unless its key was seen before (Event Grid delivers at least once)."""
-    if not auto.queue.claim_event(event_key):
+    """Queue an event unless its key was seen before (Event Grid delivers at least once).
+
+    The ledger entry and the job are one transaction: a crash between them cannot lose the event.
+    """
+    if not auto.queue.accept([(message, event_key)])[0]:
         log.info("duplicate event ignored: %s", event_key)
         return False
-    auto.queue.put(message)
     return True
 
 

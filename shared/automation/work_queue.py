@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT NOT NULL DEFAULT '', result TEXT NOT NULL DEFAULT '{}'
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_queued_per_key ON jobs(dedupe) WHERE status = 'queued' AND dedupe IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, id);
 CREATE TABLE IF NOT EXISTS ledger (
     event_key TEXT PRIMARY KEY, received_at TEXT NOT NULL, outcome TEXT NOT NULL DEFAULT ''
 );
@@ -84,8 +86,24 @@ class WorkQueue:
                    result=json.loads(row["result"]), payload=json.loads(row["payload"]))
 
     # --- the ledger -------------------------------------------------------------------------
+    def accept(self, items: Sequence[tuple[Message, str]]) -> list[bool]:
+        """Record each event key in the ledger and queue its message, all in one transaction.
+
+        Returns, per item, True when it was new (and is now queued) and False for a key seen before.
+        Either every new item is recorded and queued, or (on any error) none is: a crash or a bad
+        item never leaves a key in the ledger without its job, so a redelivery is never lost.
+        """
+        taken = []
+        with self._tx() as db:
+            for message, event_key in items:
+                cur = db.execute("INSERT OR IGNORE INTO ledger(event_key, received_at) VALUES (?, ?)", (event_key, _now()))
+                if cur.rowcount == 1:
+                    self._insert(db, message, None)
+                taken.append(cur.rowcount == 1)
+        return taken
+
     def claim_event(self, event_key: str) -> bool:
-        """True the first time `event_key` is seen, False for every repeat."""
+        """True the first time `event_key` is seen, False for every repeat (no job: see `accept`)."""
         with self._tx() as db:
             cur = db.execute("INSERT OR IGNORE INTO ledger(event_key, received_at) VALUES (?, ?)", (event_key, _now()))
             return cur.rowcount == 1
@@ -96,19 +114,23 @@ class WorkQueue:
             db.execute("DELETE FROM ledger WHERE event_key = ?", (event_key,))
 
     # --- jobs -------------------------------------------------------------------------------
+    @staticmethod
+    def _insert(db: sqlite3.Connection, message: Message, dedupe: str | None) -> None:
+        now = _now()
+        db.execute(
+            "INSERT INTO jobs(job_id, lane, kind, payload, status, dedupe, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+            (message.message_id, LANES.get(message.kind, DEFAULT_LANE), message.kind, json.dumps(message.to_dict()),
+             "queued", dedupe, now, now),
+        )
+
     def put(self, message: Message, *, dedupe: str | None = None) -> tuple[Job, bool]:
         """Queue `message`; with `dedupe`, a job already queued under that key is returned instead."""
-        lane = LANES.get(message.kind, DEFAULT_LANE)
         with self._tx() as db:
             if dedupe is not None:
                 row = db.execute("SELECT * FROM jobs WHERE dedupe = ? AND status = 'queued'", (dedupe,)).fetchone()
                 if row is not None:
                     return self._job(row), False
-            now = _now()
-            db.execute(
-                "INSERT INTO jobs(job_id, lane, kind, payload, status, dedupe, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                (message.message_id, lane, message.kind, json.dumps(message.to_dict()), "queued", dedupe, now, now),
-            )
+            self._insert(db, message, dedupe)
             row = db.execute("SELECT * FROM jobs WHERE job_id = ?", (message.message_id,)).fetchone()
         return self._job(row), True
 
@@ -182,6 +204,13 @@ class WorkQueue:
             else:
                 rows = db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [self._job(r) for r in rows]
+
+    def dead_letters(self, limit: int = 20) -> tuple[list[Job], int]:
+        """The newest `limit` dead jobs and how many there are in all (however old)."""
+        with self._tx() as db:
+            total = int(db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'dead'").fetchone()[0])
+            rows = db.execute("SELECT * FROM jobs WHERE status = 'dead' ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [self._job(r) for r in rows], total
 
     def counts(self) -> dict[str, int]:
         with self._tx() as db:
