@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     scoring_port: int = Field(5001, validation_alias="BANKOPS_SCORING_PORT")
     scoring_max_records: int = Field(10_000, ge=1, validation_alias="BANKOPS_SCORING_MAX_RECORDS")
     scoring_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, validation_alias="BANKOPS_SCORING_MAX_BODY_BYTES")
+    # Both HTTP services (shared/serving/connection_limits.py): slow clients are cut off, connections capped per process.
+    http_header_timeout_s: float = Field(10.0, gt=0, le=300, validation_alias="BANKOPS_HTTP_HEADER_TIMEOUT_SECONDS")
+    http_max_connections: int = Field(256, ge=1, validation_alias="BANKOPS_HTTP_MAX_CONNECTIONS")
     availability_probe_s: float = Field(30.0, gt=0, validation_alias="BANKOPS_AVAILABILITY_PROBE_SECONDS")
     # Alerts (shared/monitoring/alerts.py): which rules run, their thresholds, and how much data they need.
     alert_rules: str = Field("failure_rate,p95_latency,availability,drift", validation_alias="BANKOPS_ALERT_RULES")

@@ -35,6 +35,7 @@ from shared.monitoring.availability import AvailabilityProbe
 from shared.monitoring.metrics import ControlMetrics
 from shared.ports import SmokeResult
 from shared.serving.client import ScoringClient
+from shared.serving.connection_limits import uvicorn_options
 from shared.serving.deployer import LocalDeployer
 from shared.serving.deployment import ServingState
 from shared.serving.keys import KeyStore
@@ -214,7 +215,8 @@ class LocalHost:
                                      interval_s=s.alert_interval_s, counter=self.metrics.alerts)
         app = create_control_app(auto, key_ok=self._function_key_ok, next_schedule=self._next_schedule, metrics=self.metrics)
         telemetry.instrument_app(app)
-        self.control = uvicorn.Server(uvicorn.Config(app, host=HOST, port=control_port, log_level="warning", access_log=False))
+        self.control = uvicorn.Server(uvicorn.Config(app, host=HOST, port=control_port, log_level="warning", access_log=False,
+                                                     **uvicorn_options(s.http_header_timeout_s, s.http_max_connections)))
         self.control_thread = threading.Thread(target=self.control.run, name="control-plane", daemon=True)
         self.endpoints = Endpoints(f"http://{HOST}:{control_port}/api", self.scoring.url)
 

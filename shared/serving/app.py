@@ -22,14 +22,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
 from shared.monitoring.scoring import monitor_scoring
-from shared.serving.contract import ContractError, FieldProblem, parse_records
+from shared.serving.contract import WIDTH, ContractError, FieldProblem, Record, parse_records
 from shared.serving.deployment import ServingState
+from shared.serving.json_budget import over_key_budget
 from shared.serving.keys import KeyChecker
 from shared.serving.openapi import ASSETS_URL, openapi_document, swagger_ui_assets, swagger_ui_html
 from shared.serving.watcher import ModelSlot
 
 log = logging.getLogger("bankops.serving")
 OFFLOAD_RECORDS = 500  # larger batches are scored in a thread so the event loop keeps answering
+OFFLOAD_BYTES = 64 * 1024  # larger bodies are decoded and validated in a thread, for the same reason
+ENVELOPE_KEYS = 8  # keys a body may hold besides its records' fields ("data", "input_data", "columns", ...)
 JSON = "application/json"
 
 
@@ -66,6 +69,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise ContractError(413, f"the body is over the limit of {limit:,} bytes: split the request")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def decode_records(raw: bytes, max_records: int) -> list[Record]:
+    """The validated records of a raw body; a body with more keys than `max_records` records can hold
+    is refused before it is decoded (decoding builds every key: seconds and hundreds of MB)."""
+    budget = max_records * WIDTH + ENVELOPE_KEYS
+    keys = over_key_budget(raw, budget)
+    if keys is not None:
+        raise ContractError(422, f"the body holds {keys:,} or more fields, more than {max_records:,} records of {WIDTH} features "
+                            "can: remove the unknown fields")
+    try:
+        decoded = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ContractError(422, "the body is not valid JSON") from None
+    return parse_records(decoded, max_records)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -114,11 +132,10 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
             return error_response(415, "send the body as application/json")
         try:
             raw = await _read_body(request, config.max_body_bytes)
-            try:
-                decoded = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise ContractError(422, "the body is not valid JSON") from None
-            records = parse_records(decoded, config.max_records)
+            if len(raw) > OFFLOAD_BYTES:
+                records = await run_in_threadpool(decode_records, raw, config.max_records)
+            else:
+                records = decode_records(raw, config.max_records)
         except ContractError as exc:
             return error_response(exc.status, exc.message, exc.problems)
         served = slot.current

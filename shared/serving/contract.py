@@ -20,6 +20,8 @@ from shared import schema
 INT_BOUND = 2**31 - 1
 FLOAT_BOUND = 1e12
 CATEGORY_MAX_LENGTH = 200
+WIDTH = len(schema.FEATURES)
+NAME_ECHO = 64  # a field name is echoed at most this long: errors never copy the input
 
 _Integer = Annotated[int, Field(strict=True, ge=-INT_BOUND - 1, le=INT_BOUND)]
 _Float = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT_BOUND, le=FLOAT_BOUND)]
@@ -74,7 +76,8 @@ def _problems(exc: ValidationError, prefix: str, limit: int = 100) -> list[Field
         index = loc[0] if loc and isinstance(loc[0], int) else None
         field = ".".join(str(p) for p in loc[1:]) if index is not None else ".".join(str(p) for p in loc)
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
-        found.append(FieldProblem(index, f"{prefix}{field}" if field else prefix.rstrip("."), message))
+        name = f"{prefix}{field}" if field else prefix.rstrip(".")
+        found.append(FieldProblem(index, name if len(name) <= NAME_ECHO else f"{name[:NAME_ECHO]}...", message))
     return found
 
 
@@ -88,6 +91,12 @@ def _records_from_columns(body: Mapping[str, Any], max_records: int) -> list[Any
         raise ContractError(422, "invalid input_data", [FieldProblem(None, "input_data.columns", "must be a list of feature names")])
     if not isinstance(rows, list):
         raise ContractError(422, "invalid input_data", [FieldProblem(None, "input_data.data", "must be a list of rows")])
+    if len(columns) > WIDTH:
+        raise ContractError(422, "invalid input_data", [FieldProblem(None, "input_data.columns", f"{len(columns)} columns; "
+                                                                     f"send the {WIDTH} feature names")])
+    index = body.get("index")
+    if index is not None and (not isinstance(index, list) or not all(type(i) is int for i in index)):
+        raise ContractError(422, "invalid input_data", [FieldProblem(None, "input_data.index", "must be a list of integers")])
     if len(set(columns)) != len(columns):
         raise ContractError(422, "invalid input_data", [FieldProblem(None, "input_data.columns", "repeats a column")])
     _check_count(len(rows), max_records)
@@ -106,6 +115,14 @@ def _check_count(n: int, max_records: int) -> None:
         raise ContractError(413, f"{n} records in one request; the limit is {max_records}: split the request")
 
 
+def _check_width(records: list[Any]) -> None:
+    """A record with far more keys than features is refused whole, before validation lists each unknown key."""
+    wide = [FieldProblem(i, "data", f"{len(r)} fields; a record has the {WIDTH} features, remove the others")
+            for i, r in enumerate(records) if isinstance(r, dict) and len(r) > 2 * WIDTH]
+    if wide:
+        raise ContractError(422, "invalid records: see `errors` for each record and field", wide[:100])
+
+
 def parse_records(body: Any, max_records: int) -> list[Record]:
     """The validated records of a decoded JSON body in either shape; raises ContractError."""
     if not isinstance(body, dict):
@@ -122,6 +139,7 @@ def parse_records(body: Any, max_records: int) -> list[Record]:
         if not isinstance(raw, list):
             raise ContractError(422, "invalid request body", [FieldProblem(None, "data", "must be a list of records")])
         _check_count(len(raw), max_records)
+        _check_width(raw)
     else:
         inner = body["input_data"]
         if not isinstance(inner, dict):

@@ -18,6 +18,7 @@ from shared.bootstrap import bootstrap
 from shared.config import Settings, load_settings
 from shared.ports import ModelRegistry
 from shared.serving.app import ServiceConfig, create_app
+from shared.serving.connection_limits import uvicorn_options
 from shared.serving.deployment import ServerInfo, ServingState
 from shared.serving.keys import KeyChecker, KeyStore
 from shared.serving.served import ServedModel, load_served
@@ -86,7 +87,7 @@ def serve(settings: Settings, *, version: str | None, port: int, workers: int, a
     info = ServerInfo(pid=os.getpid(), host=HOST, port=port, workers=workers)
     state.write_server(info)
     logging.getLogger("bankops.serving").info("serving model v%s on %s with %d worker(s)", chosen, info.url, workers)
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = uvicorn_options(settings.http_header_timeout_s, settings.http_max_connections)
     if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
         # a worker busy importing libraries and loading its model can miss uvicorn's 5 s ping and get killed
         options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
