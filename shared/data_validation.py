@@ -259,22 +259,37 @@ def validate_frame(
     problems = column_problems(list(text_frame.columns), required)
     if problems:
         raise InvalidDataset("the file does not match the bank marketing schema", details=problems)
-    if len(text_frame) == 0:
-        raise InvalidDataset("the file has a header but no rows: add client rows below the header")
-    if len(text_frame) < min_rows:
-        problems.append(f"too few rows: {len(text_frame)}, at least {min_rows} are needed to train and hold out a test set")
+    problems += _row_count_problems(len(text_frame), min_rows)
     typed = {name: _typed_column(text_frame[name].astype(str), name, problems) for name in schema.FEATURES}
     if require_target:
         problems += _check_target(text_frame[schema.TARGET].astype(str), min_rows_per_class)
         typed[schema.TARGET] = text_frame[schema.TARGET].str.strip().str.lower()
     if problems:
         raise InvalidDataset("the file does not match the bank marketing schema", details=problems)
-    warnings = [
-        f"'{name}' is only known after the call ends: a model trained with it cannot be used to choose "
-        f"whom to call; train with --exclude-columns {name} for a pre-call model"
-        for name in schema.LEAKY_FEATURES
-    ]
-    return ValidatedData(frame=pd.DataFrame(typed), warnings=warnings)
+    return ValidatedData(frame=pd.DataFrame(typed), warnings=_WARNINGS)
+
+
+_WARNINGS = [
+    f"'{name}' is only known after the call ends: a model trained with it cannot be used to choose "
+    f"whom to call; train with --exclude-columns {name} for a pre-call model"
+    for name in schema.LEAKY_FEATURES
+]
+
+
+def _row_count_problems(rows: int, min_rows: int) -> list[str]:
+    if rows == 0:
+        raise InvalidDataset("the file has a header but no rows: add client rows below the header")
+    if rows < min_rows:
+        return [f"too few rows: {rows}, at least {min_rows} are needed to train and hold out a test set"]
+    return []
+
+
+def check_rows(typed: pd.DataFrame, *, min_rows: int = 100, min_rows_per_class: int = 10) -> ValidatedData:
+    """The row-count rules of `validate_frame` for a frame already typed (validated parts merged): no re-parse."""
+    problems = _row_count_problems(len(typed), min_rows) + _check_target(typed[schema.TARGET], min_rows_per_class)
+    if problems:
+        raise InvalidDataset("the data does not match the bank marketing schema", details=problems)
+    return ValidatedData(frame=typed, warnings=_WARNINGS)
 
 
 def validate_csv(
