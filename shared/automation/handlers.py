@@ -95,6 +95,14 @@ def arrival_key(blob: str, digest: str) -> str:
     return f"blob:{blob}:sha256:{digest}"
 
 
+UNFINISHED_SUFFIXES = (".tmp", ".part")
+
+
+def unfinished(name: str) -> bool:
+    """A name a writer uses until the file is whole: it is ignored until renamed (the rename is the arrival)."""
+    return name.startswith(".") or name.lower().endswith(UNFINISHED_SUFFIXES)
+
+
 def unread_arrival_key(blob: str, etag: str) -> str:
     """The ledger key of a file judged without reading it (over the size cap): its version."""
     return f"blob:{blob}:{etag}"
@@ -144,8 +152,10 @@ def _quarantine(auto: Automation, event: DataArrived, container: str, name: str,
 def on_data_arrived(auto: Automation, event: DataArrived) -> dict[str, Any]:
     """Judge a dropped file once, whole: register exactly the bytes read, move exactly those, else judge it again."""
     container, _, name = event.blob.partition("/")
-    current = auto.datastore.info(container, name)
     blob = for_log(event.blob)
+    if unfinished(name):  # a BlobCreated event of a temporary name: its final name's event follows
+        return {"outcome": "ignored", "reason": f"{blob} has a temporary name; it is judged once renamed"}
+    current = auto.datastore.info(container, name)
     if current is None:
         return {"outcome": "ignored", "reason": f"{blob} is gone (moved or deleted since the event)"}
     if current.etag != event.etag:

@@ -16,19 +16,13 @@ import hashlib
 import logging
 import threading
 
-from shared.automation.handlers import Automation, accept_event, arrival_key, unread_arrival_key
+from shared.automation.handlers import Automation, accept_event, arrival_key, unfinished, unread_arrival_key
 from shared.automation.messages import BatchArrived, DataArrived
 from shared.errors import NotFound
 from shared.ports import BlobInfo, StreamingDatastore
 from shared.untrusted_text import for_log
 
 log = logging.getLogger("bankops.watcher")
-UNFINISHED_SUFFIXES = (".tmp", ".part")
-
-
-def unfinished(name: str) -> bool:
-    """A name a writer uses until the file is whole (the datastore already hides names starting with '.')."""
-    return name.startswith(".") or name.lower().endswith(UNFINISHED_SUFFIXES)
 
 
 class IncomingWatcher:

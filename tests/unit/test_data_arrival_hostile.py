@@ -185,3 +185,18 @@ def test_a_file_name_with_a_newline_cannot_forge_a_log_line(auto: Automation) ->
     lines = out.getvalue().splitlines()
     assert lines and not any(line.startswith("12:00:00 INFO bankops.worker: job forged") for line in lines), lines
     assert any("x.csv\\n12:00:00" in line for line in lines)
+
+
+def test_an_event_for_a_temporary_name_is_ignored_on_either_path(auto: Automation) -> None:
+    """An Event Grid BlobCreated of `new.csv.part` (Azure has no rename: the upload of the final name follows)."""
+    assert isinstance(auto.datastore, LocalDatastore)
+    (incoming(auto) / "new.csv.part").write_bytes(samples.csv_bytes(samples.stratified_sample(200, seed=3)))
+    etag = auto.datastore.info("incoming", "new.csv.part")
+    assert etag is not None
+    event = {"id": "e1", "eventType": "Microsoft.Storage.BlobCreated",  # the documented BlobCreated payload's fields
+             "subject": "/blobServices/default/containers/incoming/blobs/new.csv.part",
+             "data": {"api": "PutBlob", "eTag": etag.etag, "url": "https://acct.blob.core.windows.net/incoming/new.csv.part"}}
+    control.events(auto, [event])
+    job = Worker(auto).run_once("control")
+    assert job is not None and job.result["outcome"] == "ignored" and "temporary name" in job.result["reason"]
+    assert [b.name for b in auto.datastore.list("incoming")] == ["new.csv.part"]
