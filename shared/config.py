@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     exclude_columns: str = Field("", validation_alias="BANKOPS_EXCLUDE_COLUMNS")
     retrain_schedule: str = Field("0 0 2 * * *", validation_alias="RETRAIN_SCHEDULE")
     data_arrival_mode: Literal["append", "replace"] = Field("append", validation_alias="BANKOPS_DATA_ARRIVAL_MODE")
+    max_data_mb: float = Field(64.0, gt=0, validation_alias="BANKOPS_MAX_DATA_MB")  # a bigger dropped file is quarantined unread
     gate_tolerance: float = Field(0.002, ge=0, validation_alias="BANKOPS_GATE_TOLERANCE")
     gate_min_recall_yes: float = Field(0.0, ge=0, le=1, validation_alias="BANKOPS_GATE_MIN_RECALL_YES")
     control_port: int = Field(7071, validation_alias="BANKOPS_CONTROL_PORT")

@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from shared import schema
-from shared.data_validation import ValidatedData, validate_csv
+from shared.data_validation import ValidatedData, check_rows, validate_csv
 from shared.ports import DatasetStore, DatasetVersion
 
 
@@ -45,11 +45,19 @@ def register_dataset(
     min_rows: int = 100,
     min_rows_per_class: int = 10,
     source_name: str = "",
+    typed: pd.DataFrame | None = None,
 ) -> Registration:
-    """Validate `source` and register it as the next version of `name` (or return the same content's version)."""
+    """Validate `source` and register it as the next version of `name` (or return the same content's version).
+
+    `typed` is `source` already parsed and typed by `validate_csv` (a data arrival parses its file once):
+    only the row-count rules are checked again.
+    """
     content = source.read_bytes() if isinstance(source, Path) else source
     digest = content_hash(content)
-    validated: ValidatedData = validate_csv(content, min_rows=min_rows, min_rows_per_class=min_rows_per_class)
+    validated: ValidatedData = (
+        validate_csv(content, min_rows=min_rows, min_rows_per_class=min_rows_per_class) if typed is None
+        else check_rows(typed, min_rows=min_rows, min_rows_per_class=min_rows_per_class)
+    )
     existing = store.find(name, digest)
     if existing is not None:
         return Registration(existing, created=False, warnings=validated.warnings)

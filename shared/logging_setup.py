@@ -19,3 +19,14 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*does not have valid feature names.*")
+
+
+class OneLineFormatter(logging.Formatter):
+    """A log line is one line: control characters in the message (a file name with a newline) are escaped,
+    so no input can forge a line. Tracebacks, which bankops itself adds, keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from shared.untrusted_text import escape
+
+        record.message = escape(record.message)
+        return super().formatMessage(record)

@@ -240,8 +240,12 @@ class Datastore(Protocol):
         """Write a whole file atomically (readers never see part of it)."""
         ...
 
-    def move(self, container: str, name: str, to_container: str) -> BlobInfo:
-        """Move a file to another container (same name), e.g. into quarantine."""
+    def move(self, container: str, name: str, to_container: str, *, etag: str | None = None) -> BlobInfo:
+        """Move a file to another container, e.g. into quarantine; returns where it landed.
+
+        The name is kept (plus `.1`, `.2`... rather than overwrite; an odd name becomes a plain one).
+        With `etag`, only that version moves: a file changed since it was read raises Conflict and stays.
+        """
         ...
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.ports import BlobInfo, SmokeResult
 
 
@@ -37,7 +37,11 @@ class InMemoryDatastore:
         self.files[(container, name)] = (data, f"etag-{next(self._etags)}")
         return self.info(container, name)  # type: ignore[return-value]
 
-    def move(self, container: str, name: str, to_container: str) -> BlobInfo:
+    def move(self, container: str, name: str, to_container: str, *, etag: str | None = None) -> BlobInfo:
+        if (container, name) not in self.files:
+            raise NotFound(f"{container}/{name} does not exist")
+        if etag is not None and self.files[(container, name)][1] != etag:
+            raise Conflict(f"{container}/{name} changed since it was read")
         data, _ = self.files.pop((container, name))
         return self.write(to_container, name, data)
 

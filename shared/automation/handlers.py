@@ -34,8 +34,8 @@ from shared.batch.scorer import BatchModel
 from shared.batch.scorer import prepare as prepare_batch_model
 from shared.batch.source import HEADER_BYTES, check_header_bytes
 from shared.config import Settings, split_columns
-from shared.data_validation import validate_csv
-from shared.dataset_registration import load_frame, register_dataset
+from shared.data_validation import ReadLimits, size_problem, validate_csv
+from shared.dataset_registration import content_hash, load_frame, register_dataset
 from shared.errors import BankopsError, Conflict, InvalidDataset, NotFound
 from shared.ports import (
     BatchRunner,
@@ -50,6 +50,7 @@ from shared.ports import (
     TrainingRequest,
 )
 from shared.training.pipeline import TrainingProgress
+from shared.untrusted_text import REASON_LIMIT, clip, escape, for_log, safe_file_name, shown
 
 log = logging.getLogger("bankops.automation")
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -89,64 +90,148 @@ def accept_event(auto: Automation, message: Message, event_key: str) -> bool:
     The ledger entry and the job are one transaction: a crash between them cannot lose the event.
     """
     if not auto.queue.accept([(message, event_key)])[0]:
-        log.info("duplicate event ignored: %s", event_key)
+        log.info("duplicate event ignored: %s", for_log(event_key))
         return False
     return True
 
 
 # --- handlers ------------------------------------------------------------------------------
-def _merge_with_previous(auto: Automation, content: bytes) -> bytes | None:
-    """Append mode: the newest version's rows plus the new ones, exact duplicates dropped.
+def arrival_key(blob: str, digest: str) -> str:
+    """The ledger key of a file found in `incoming/`: its content, so a file put back is a new arrival once
+    the last one was judged (the handler releases the key when it is done)."""
+    return f"blob:{blob}:sha256:{digest}"
+
+
+UNFINISHED_SUFFIXES = (".tmp", ".part")
+
+
+def unfinished(name: str) -> bool:
+    """A name a writer uses until the file is whole: it is ignored until renamed (the rename is the arrival)."""
+    return name.startswith(".") or name.lower().endswith(UNFINISHED_SUFFIXES)
+
+
+def unread_arrival_key(blob: str, etag: str) -> str:
+    """The ledger key of a file judged without reading it (over the size cap): its version."""
+    return f"blob:{blob}:{etag}"
+
+
+def _merge_with_previous(auto: Automation, content: bytes, new: pd.DataFrame) -> tuple[bytes, pd.DataFrame] | None:
+    """Append mode: the newest version's rows plus the new ones (`new`, already typed), exact duplicates dropped.
 
     None when the file adds no row the newest version does not already have.
     """
     name = auto.settings.dataset_name
     if auto.settings.data_arrival_mode == "replace" or not auto.datasets.list(name):
-        return content
+        return content, new
     previous = load_frame(auto.datasets, auto.datasets.get(name))
-    new = validate_csv(content, min_rows=1, min_rows_per_class=0).frame
     merged = pd.concat([previous, new[previous.columns]], ignore_index=True).drop_duplicates(ignore_index=True)
     if len(merged) == len(previous):
         return None
     buffer = io.StringIO()
     merged.to_csv(buffer, index=False)
-    return buffer.getvalue().encode()
+    return buffer.getvalue().encode(), merged
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a dropped file's name is refused: names that break tools and logs (the file is kept, renamed)."""
+    if escape(name) != name:
+        return f"the file name {shown(name, 80)} holds control characters (a newline?): rename it to a plain name"
+    if "\\" in name:
+        return f"the file name {shown(name, 80)} holds a backslash: rename it to a plain name such as new-data.csv"
+    return None
 
 
 def _quarantine(auto: Automation, event: DataArrived, container: str, name: str, error: BankopsError) -> dict[str, Any]:
-    moved = auto.datastore.move(container, name, "quarantine")
-    reason = f"{event.blob} was not registered.\n\n{error}\n\nFix the file and drop it into incoming/ again.\n"
-    auto.datastore.write("quarantine", f"{moved.name}.reason.txt", reason.encode())
-    log.warning("quarantined %s: %s", event.blob, error.message)
-    auto.on_event("data_quarantined", {"blob": event.blob})
-    return {"outcome": "quarantined", "reason": str(error)}
+    try:
+        moved = auto.datastore.move(container, name, "quarantine", etag=event.etag)
+    except Conflict:  # written to since it was read: judge the new version, not this one
+        return {"outcome": "changed", "reason": f"{for_log(event.blob)} changed while it was judged; it is judged again"}
+    blob = for_log(event.blob)
+    renamed = f" (renamed {moved.name})" if moved.name != name else ""
+    reason = clip(f"{blob} was not registered{renamed}.\n\n{error}\n\nFix the file and drop it into incoming/ again.\n",
+                  REASON_LIMIT)
+    auto.datastore.write("quarantine", f"{safe_file_name(moved.name)}.reason.txt", reason.encode())
+    log.warning("quarantined %s: %s", blob, clip(escape(error.message), 300))
+    auto.on_event("data_quarantined", {"blob": clip(event.blob, 300)})
+    return {"outcome": "quarantined", "file": f"quarantine/{moved.name}", "reason": clip(str(error), REASON_LIMIT // 2)}
 
 
 def on_data_arrived(auto: Automation, event: DataArrived) -> dict[str, Any]:
+    """Judge a dropped file once, whole: register exactly the bytes read, move exactly those, else judge it again."""
     container, _, name = event.blob.partition("/")
+    blob = for_log(event.blob)
+    if unfinished(name):  # a BlobCreated event of a temporary name: its final name's event follows
+        return {"outcome": "ignored", "reason": f"{blob} has a temporary name; it is judged once renamed"}
     current = auto.datastore.info(container, name)
     if current is None:
-        return {"outcome": "ignored", "reason": f"{event.blob} is gone (moved or deleted since the event)"}
+        return {"outcome": "ignored", "reason": f"{blob} is gone (moved or deleted since the event)"}
     if normalize_etag(current.etag) != normalize_etag(event.etag):
-        return {"outcome": "ignored", "reason": f"{event.blob} changed since this event; the newer event handles it"}
-    content = auto.datastore.read(container, name)
+        return {"outcome": "ignored", "reason": f"{blob} changed since this event; the newer event handles it"}
     s = auto.settings
+    limits = ReadLimits(max_bytes=int(s.max_data_mb * 2**20))
+    if problem := _name_problem(name) or size_problem(current.size, limits):  # judged without reading it
+        try:
+            return _quarantine(auto, event, container, name, InvalidDataset(problem))
+        finally:
+            auto.queue.release_event(unread_arrival_key(event.blob, event.etag))
+    content = auto.datastore.read(container, name)
+    digest = content_hash(content)
     try:
-        validate_csv(content, min_rows=1, min_rows_per_class=0)
-        merged = _merge_with_previous(auto, content)
-        if merged is None:
-            auto.datastore.move(container, name, "processed")
-            return {"outcome": "unchanged", "reason": f"{event.blob} adds no new rows to {auto.datasets.get(s.dataset_name).ref}"}
-        reg = register_dataset(auto.datasets, merged, name=s.dataset_name, holdout_fraction=s.holdout_fraction, seed=s.seed,
-                               min_rows=s.min_rows, min_rows_per_class=s.min_rows_per_class, source_name=event.blob)
-    except InvalidDataset as error:
-        return _quarantine(auto, event, container, name, error)
-    auto.datastore.move(container, name, "processed")
+        if len(content) != current.size or auto.datastore.info(container, name) != current:
+            return {"outcome": "changed", "reason": f"{blob} was being written while read; it is judged again once stable"}
+        try:
+            return _judge(auto, event, container, name, content, limits)
+        except InvalidDataset as error:
+            return _quarantine(auto, event, container, name, error)
+    finally:
+        auto.queue.release_event(arrival_key(event.blob, digest))
+
+
+def _parse(content: bytes, limits: ReadLimits, blob: str) -> pd.DataFrame:
+    """The file's typed frame; a file the parser fails on in a way no check foresaw is still an answer, never a stuck job."""
+    try:
+        return validate_csv(content, min_rows=1, min_rows_per_class=0, limits=limits).frame
+    except InvalidDataset:
+        raise
+    except (MemoryError, RecursionError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        log.exception("could not judge %s", blob)
+        raise InvalidDataset(f"bankops could not judge this file ({type(exc).__name__}): check that it is a bank "
+                             "marketing CSV (UTF-8, comma-separated, the schema's header); if it is, report this") from exc
+
+
+def _unchanged(auto: Automation, event: DataArrived, container: str, name: str) -> bool:
+    now = auto.datastore.info(container, name)
+    return now is not None and now.etag == event.etag
+
+
+def _judge(auto: Automation, event: DataArrived, container: str, name: str, content: bytes,
+           limits: ReadLimits) -> dict[str, Any]:
+    """Validate (one parse), merge, register, move; `content` is the file as read once, before this."""
+    s = auto.settings
+    blob = for_log(event.blob)
+    again = {"outcome": "changed", "reason": f"{blob} changed while it was judged; its new content is judged again"}
+    merged = _merge_with_previous(auto, content, _parse(content, limits, blob))
+    if not _unchanged(auto, event, container, name):
+        return again
+    if merged is None:
+        try:
+            auto.datastore.move(container, name, "processed", etag=event.etag)
+        except Conflict:
+            return again
+        return {"outcome": "unchanged", "reason": f"{blob} adds no new rows to {auto.datasets.get(s.dataset_name).ref}"}
+    reg = register_dataset(auto.datasets, merged[0], name=s.dataset_name, holdout_fraction=s.holdout_fraction, seed=s.seed,
+                           min_rows=s.min_rows, min_rows_per_class=s.min_rows_per_class, source_name=clip(event.blob, 300),
+                           typed=merged[1])
+    result: dict[str, Any] = {"outcome": "registered" if reg.created else "unchanged", "dataset": reg.dataset.ref}
+    try:
+        auto.datastore.move(container, name, "processed", etag=event.etag)
+    except Conflict:  # rewritten in the instant after the check: the new bytes are judged again (new rows merged then)
+        log.warning("%s changed after %s was registered from it; it is judged again", blob, reg.dataset.ref)
+        result["note"] = f"{blob} changed after it was read; its new content is judged again"
     auto.on_event("data_registered", {"dataset": reg.dataset.ref, "created": reg.created})
-    if not reg.created:
-        return {"outcome": "unchanged", "dataset": reg.dataset.ref}
-    job_id, _ = request_training(auto, f"data arrived: {event.blob}")
-    return {"outcome": "registered", "dataset": reg.dataset.ref, "training_job": job_id}
+    if reg.created:
+        result["training_job"], _ = request_training(auto, clip(f"data arrived: {event.blob}", 300))
+    return result
 
 
 def on_request_training(auto: Automation, command: RequestTraining, job_id: str = "") -> dict[str, Any]:

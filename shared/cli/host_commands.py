@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 
 
 def _logging(logs: Path) -> None:
-    from shared.logging_setup import quiet_libraries
+    from shared.logging_setup import OneLineFormatter, quiet_libraries
 
     quiet_libraries()
     logs.mkdir(parents=True, exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    fmt = OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
     root = logging.getLogger("bankops")
     root.setLevel(logging.INFO)
     for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(logs / "control-plane.log")):

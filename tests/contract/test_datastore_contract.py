@@ -10,7 +10,7 @@ import pytest
 
 from shared.adapters.azure.datastore import BlobDatastore
 from shared.adapters.local.datastore import LocalDatastore
-from shared.errors import InvalidInput, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ports import Datastore
 from tests.contract.conftest import BACKENDS
 
@@ -101,3 +101,35 @@ def test_the_local_host_can_use_azurite(tmp_path: Path, blob_service: Any, azuri
     assert job is not None and job.result["outcome"] == "registered"
     assert [b.name for b in auto.datastore.list("processed")] == ["new.csv"]
     assert [v.rows for v in auto.datasets.list()] == [300]
+
+
+def test_move_of_a_version_that_changed_since_it_was_read_is_refused(store: Datastore) -> None:
+    """Issue 15 item 4: the bytes registered are the bytes moved; a file rewritten after it was read stays."""
+    first = store.write("incoming", "grow.csv", b"200 rows")
+    time.sleep(0.01)
+    store.write("incoming", "grow.csv", b"200 rows and 200 more")
+    with pytest.raises(Conflict, match="changed since it was read"):
+        store.move("incoming", "grow.csv", "processed", etag=first.etag)
+    assert store.read("incoming", "grow.csv") == b"200 rows and 200 more"
+    assert store.list("processed") == []
+    current = store.info("incoming", "grow.csv")
+    assert current is not None
+    assert store.move("incoming", "grow.csv", "processed", etag=current.etag).size == 21
+
+
+def test_a_dropped_file_with_an_odd_name_can_be_moved_to_a_plain_name(tmp_path: Path) -> None:
+    """Issue 15 item 3: names a user's tool may create, which bankops itself never writes."""
+    store = LocalDatastore(tmp_path / "datastore")
+    for odd, plain in (("a\\b.csv", "a_b.csv"), ("two\nlines.csv", "two_lines.csv")):
+        (tmp_path / "datastore" / "incoming" / odd).write_bytes(b"x")
+        assert store.info("incoming", odd) is not None and store.read("incoming", odd) == b"x"
+        assert store.move("incoming", odd, "quarantine").name == plain
+        with pytest.raises(InvalidInput):
+            store.write("incoming", odd, b"x")
+    long = "n" * 251 + ".csv"
+    (tmp_path / "datastore" / "incoming" / long).write_bytes(b"x")
+    moved = store.move("incoming", long, "quarantine")
+    assert len(moved.name.encode()) <= 200 and moved.name.endswith(".csv")
+    (tmp_path / "datastore" / "incoming" / long).write_bytes(b"y")
+    again = store.move("incoming", long, "quarantine")  # the same name again: kept apart, still short enough
+    assert again.name != moved.name and len((again.name + ".reason.txt").encode()) <= 255

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.adapters.local.datastore import CONTAINERS
 from shared.config import Settings
-from shared.errors import ConfigurationError, InvalidInput, NotFound
+from shared.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from shared.ports import BlobInfo
 
 # The storage emulator's documented development account (public, the same on every machine).
@@ -108,16 +108,22 @@ class BlobDatastore:
         answer = self._blob(container, name).upload_blob(data, overwrite=True)
         return BlobInfo(container=container, name=name, etag=_etag(answer["etag"]), size=len(data))
 
-    def move(self, container: str, name: str, to_container: str) -> BlobInfo:
-        """Copy, then delete the source only if it is still the copied version; never overwrite a target."""
+    def move(self, container: str, name: str, to_container: str, *, etag: str | None = None) -> BlobInfo:
+        """Copy, then delete the source only if it is still the copied version; never overwrite a target.
+
+        With `etag`, the copy is of that version only (a conditional download), else Conflict.
+        """
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
         source = self._blob(container, name)
+        condition = {} if etag is None else {"etag": f'"{etag}"', "match_condition": MatchConditions.IfNotModified}
         try:
-            download = source.download_blob()
+            download = source.download_blob(**condition)
         except ResourceNotFoundError as exc:
             raise NotFound(f"{container}/{name} does not exist") from exc
+        except ResourceModifiedError as exc:
+            raise Conflict(f"{container}/{name} changed since it was read; it is judged again") from exc
         data, etag = bytes(download.readall()), download.properties.etag
         stem, suffix = os.path.splitext(name)
         candidates = (name if n == 0 else f"{stem}.{n}{suffix}" for n in range(10_000))
