@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
+from shared import schema
 from shared.monitoring.scoring import monitor_scoring
 from shared.serving.contract import ContractError, FieldProblem, parse_records
 from shared.serving.deployment import ServingState
@@ -89,7 +90,12 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
                 on_shutdown()
 
     app = FastAPI(title="bankops scoring", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
-    document = orjson.dumps(openapi_document(config.max_records))
+    documents: dict[tuple[str, ...], bytes] = {}  # by the served model's columns: the document asks for what it uses
+
+    def document(columns: tuple[str, ...]) -> bytes:
+        if columns not in documents:
+            documents[columns] = orjson.dumps(openapi_document(config.max_records, columns=columns))
+        return documents[columns]
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -118,10 +124,11 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
                 decoded = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raise ContractError(422, "the body is not valid JSON") from None
-            records = parse_records(decoded, config.max_records)
+            current = slot.current
+            records = parse_records(decoded, config.max_records, current.columns if current else schema.FEATURES)
         except ContractError as exc:
             return error_response(exc.status, exc.message, exc.problems)
-        served = slot.current
+        served = current  # the version the records were checked for, even if a swap lands meanwhile
         if served is None:
             return error_response(503, "no model loaded yet")
         if len(records) >= OFFLOAD_RECORDS:
@@ -152,7 +159,8 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
 
     @app.get("/swagger.json", include_in_schema=False)
     async def swagger() -> Response:
-        return Response(document, media_type=JSON)
+        served = slot.current
+        return Response(document(served.columns if served else schema.FEATURES), media_type=JSON)
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
