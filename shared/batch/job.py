@@ -70,7 +70,7 @@ class _Prepared:
 
 
 def _prepare(model: BatchModel, chunk: Chunk) -> _Prepared:
-    checked = check_rows(chunk.table)
+    checked = check_rows(chunk.table, model.model.encoder.columns)
     rows = np.flatnonzero(checked.ok)
     return _Prepared(chunk, checked, rows, model.matrix(checked, rows))
 
@@ -132,7 +132,7 @@ def score_stream(model: BatchModel, source: BinaryIO, sink: BinaryIO, rejects: B
     """
     options = options or BatchOptions()
     started = time.monotonic()
-    chunks = CsvChunks(source, options.chunk_bytes)  # raises on a wrong header, before any output
+    chunks = CsvChunks(source, options.chunk_bytes, model.model.encoder.columns)  # raises on a wrong header, before any output
     sink.write(csv_line([*chunks.columns, *OUTPUT_COLUMNS]).encode())
     output = _Output(model, sink, rejects, chunks.columns, options, progress)
     prepared = (_prepare(model, chunk) for chunk in chunks)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -56,18 +56,19 @@ def _header(first: bytes) -> list[str]:
 HEADER_BYTES = 64 << 10  # a header line is a few hundred bytes; this is plenty
 
 
-def check_header_bytes(head: bytes) -> None:
-    """Check a file's header from its first bytes (what a remote batch job would fail on later).
-    Raises InvalidDataset naming every problem."""
+def check_header_bytes(head: bytes, required: Sequence[str] = schema.FEATURES) -> None:
+    """Check a file's header from its first bytes (what a remote batch job would fail on later)
+    against the features a model uses. Raises InvalidDataset naming every problem."""
     first = head.split(b"\n", 1)[0]
     if len(first) == len(head) == HEADER_BYTES:
         raise InvalidDataset(f"the first {HEADER_BYTES} bytes hold no line break: expected a CSV with a header line")
-    check_header(_header(first))
+    check_header(_header(first), required)
 
 
-def check_header(columns: list[str]) -> None:
-    """Raise, naming every problem, unless the header has each feature once and no output column."""
-    problems = column_problems(columns, schema.FEATURES, allow_unexpected=True)  # extra columns pass through
+def check_header(columns: list[str], required: Sequence[str] = schema.FEATURES) -> None:
+    """Raise, naming every problem, unless the header has each feature the model uses (`required`)
+    once and no output column (other columns, the features it does not use among them, pass through)."""
+    problems = column_problems(columns, tuple(required), allow_unexpected=True)
     taken = [c for c in OUTPUT_COLUMNS if c in columns]
     if taken:
         problems.append(f"column(s) {', '.join(taken)} are written by the scoring: rename them in the input")
@@ -78,16 +79,18 @@ def check_header(columns: list[str]) -> None:
 class CsvChunks:
     """The rows of a CSV stream, chunk by chunk; also the input's SHA-256 and bytes read so far."""
 
-    def __init__(self, source: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, source: BinaryIO, chunk_bytes: int = CHUNK_BYTES, required: Sequence[str] = schema.FEATURES) -> None:
+        """`required`: the features the model uses (the columns parsed; the others pass through as text)."""
         self.source, self.chunk_bytes = source, chunk_bytes
+        self.required = [c for c in schema.FEATURES if c in set(required)]
         self.sha256 = hashlib.sha256()
         first = source.readline()
         self.sha256.update(first)
         self.bytes_read = len(first)
         self.columns = _header(first)
-        check_header(self.columns)
+        check_header(self.columns, self.required)
         self._types = {name: pa.dictionary(pa.int32(), pa.string()) if name in schema.CATEGORICAL_FEATURES else pa.string()
-                       for name in schema.FEATURES}
+                       for name in self.required}
 
     def __iter__(self) -> Iterator[Chunk]:
         next_line, carry = 2, b""
@@ -119,7 +122,7 @@ class CsvChunks:
             pa.py_buffer(piece),
             read_options=pcsv.ReadOptions(column_names=self.columns, block_size=4 << 20),
             parse_options=pcsv.ParseOptions(invalid_row_handler=skip, ignore_empty_lines=False),
-            convert_options=pcsv.ConvertOptions(column_types=self._types, include_columns=list(schema.FEATURES),
+            convert_options=pcsv.ConvertOptions(column_types=self._types, include_columns=self.required,
                                                 strings_can_be_null=False),
         )
         return table.unify_dictionaries().combine_chunks()

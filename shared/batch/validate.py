@@ -7,6 +7,7 @@ Unknown categories are valid: the model scores them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,13 +60,14 @@ def _add(problems: dict[int, list[str]], rows: np.ndarray, message: str, column:
         problems.setdefault(row, []).append(text)
 
 
-def check_rows(table: pa.Table) -> CheckedRows:
-    """Validate and parse the 20 features of every row of a chunk."""
+def check_rows(table: pa.Table, columns: Sequence[str] = schema.FEATURES) -> CheckedRows:
+    """Validate and parse the features a model uses (`columns`) of every row of a chunk; the
+    other columns are not looked at."""
     n = table.num_rows
     checked = CheckedRows(rows=n)
     empties = np.ones(n, dtype=bool)
     pending: list[tuple[np.ndarray, str, pa.Array | None]] = []
-    for name in schema.FEATURES:
+    for name in columns:
         column = table.column(name).combine_chunks()
         kind = schema.kind_of(name)
         if kind == "categorical":

@@ -138,3 +138,20 @@ def batch_status(run_id: Annotated[str, typer.Argument(help="The run id batch-sc
     """Where an Azure ML batch job stands: running, completed or failed, and its output."""
     status = _azure(home).batch_runner.status(run_id)
     _print(asdict(status))
+
+
+@azure_app.command("deploy-model")
+@friendly_errors
+def deploy_model(
+    version: Annotated[str, typer.Argument(help="A version of the local registry (`bankops models`).")],
+    wait: Annotated[float, typer.Option(help="Seconds to wait for Azure ML to provision; then run the command again.", min=0)] = 1800,
+    home: HomeOpt = None,
+) -> None:
+    """Register a locally trained version in the workspace and roll it out to the managed online endpoint
+    (blue/green: new deployment at 0%, smoke test, traffic swap, champion alias), as an Azure-trained one."""
+    from shared.automation.local_to_azure import deploy_local_version
+    from shared.bootstrap import bootstrap, build_automation
+
+    local = bootstrap(load_settings(home=home, backend="local")).registry
+    auto = build_automation(backend=_azure(home))
+    _print(deploy_local_version(local, auto, version, wait_s=wait))

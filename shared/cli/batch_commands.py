@@ -44,7 +44,7 @@ class _RowsProgress:
 @app.command("batch-score")
 @friendly_errors
 def batch_score(
-    input_csv: Annotated[Path, typer.Argument(help="CSV of clients: the 20 features (any other columns pass through).",
+    input_csv: Annotated[Path, typer.Argument(help="CSV of clients: the features the model uses (any other columns pass through).",
                                               exists=True, dir_okay=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output CSV (default INPUT.predictions.csv).")] = None,
     model_version: Annotated[str | None, typer.Option(help="Registered version (default: the champion, else the newest).")] = None,
@@ -65,7 +65,8 @@ def batch_score(
     version = _version(backend, model_version)
     console.print(f"scoring {input_csv} with {backend.settings.model_name} v{version}")
     with input_csv.open("rb") as head:
-        check_header_bytes(head.read(HEADER_BYTES))  # a wrong file fails at once, before the model is prepared
+        # a wrong file fails at once, before the model is prepared; it must hold the columns this version uses
+        check_header_bytes(head.read(HEADER_BYTES), backend.registry.load(version).encoder.columns)
     model = BatchModel.load(backend.registry, version)
     if input_csv.stat().st_size >= PREPARE_BYTES:
         with console.status(f"preparing v{version}: compiling its trees to native code (seconds, once per version; cached)"):

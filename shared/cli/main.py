@@ -92,14 +92,20 @@ def train(
     budget: Annotated[float | None, typer.Option(help="AutoML time budget in seconds (default 60).", min=1)] = None,
     metric: Annotated[str | None, typer.Option(help="Primary metric (default AUC_weighted).")] = None,
     exclude_columns: Annotated[str | None, typer.Option(help="Comma-separated features to leave out, e.g. duration.")] = None,
+    pre_call: Annotated[bool, typer.Option("--pre-call", help="A model for ranking clients before calling them: "
+                                           "leaves out the features known only after the call (duration); "
+                                           "the same as --exclude-columns duration.")] = False,
     home: HomeOpt = None,
 ) -> None:
     """Run the training pipeline: validate, split, AutoML, evaluate on the holdout, register."""
+    from shared import schema
     from shared.cli.progress import RichTrainingProgress
     from shared.config import split_columns
     from shared.ports import TrainingRequest
     from shared.training.pipeline import TrainingPipeline
 
+    if pre_call:
+        exclude_columns = ",".join(dict.fromkeys([*split_columns(exclude_columns), *schema.LEAKY_FEATURES]))
     settings, backend = backend_for(home, automl_budget_s=budget, primary_metric=metric, exclude_columns=exclude_columns)
     version = resolve_dataset(backend, settings, dataset)
     request = TrainingRequest(dataset=version, budget_s=settings.automl_budget_s, metric=settings.primary_metric,

@@ -100,14 +100,23 @@ def keys_regenerate(
 @friendly_errors
 def swagger(
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the OpenAPI document.")] = Path("swagger/swagger.json"),
+    model_version: Annotated[str | None, typer.Option(help="Document the inputs of this registered version (default: "
+                                                      "all 20 features, what swagger/swagger.json shows).")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Export the OpenAPI (Swagger) document of the scoring endpoint."""
+    """Export the OpenAPI (Swagger) document of the scoring endpoint (a served model's own is at GET /swagger.json)."""
+    from shared import schema
     from shared.serving.openapi import openapi_document
 
     settings = load_settings(home=home)
+    columns: tuple[str, ...] = schema.FEATURES
+    version = "1"
+    if model_version is not None:
+        columns = tuple(_backend(home)[1].registry.load(model_version).encoder.columns)
+        version = model_version
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(openapi_document(settings.scoring_max_records), indent=2) + "\n", encoding="utf-8")
+    output.write_text(json.dumps(openapi_document(settings.scoring_max_records, version, columns), indent=2) + "\n",
+                      encoding="utf-8")
     console.print(f"wrote {output}")
 
 

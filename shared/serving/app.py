@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
+from shared import schema
 from shared.monitoring.scoring import monitor_scoring
 from shared.serving.contract import WIDTH, ContractError, FieldProblem, Record, parse_records
 from shared.serving.deployment import ServingState
@@ -71,7 +72,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def decode_records(raw: bytes, max_records: int) -> list[Record]:
+def decode_records(raw: bytes, max_records: int, columns: Sequence[str] = schema.FEATURES) -> list[Record]:
     """The validated records of a raw body; a body with more keys than `max_records` records can hold
     is refused before it is decoded (decoding builds every key: seconds and hundreds of MB)."""
     budget = max_records * WIDTH + ENVELOPE_KEYS
@@ -83,7 +84,7 @@ def decode_records(raw: bytes, max_records: int) -> list[Record]:
         decoded = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ContractError(422, "the body is not valid JSON") from None
-    return parse_records(decoded, max_records)
+    return parse_records(decoded, max_records, columns)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -107,7 +108,12 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
                 on_shutdown()
 
     app = FastAPI(title="bankops scoring", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
-    document = orjson.dumps(openapi_document(config.max_records))
+    documents: dict[tuple[str, ...], bytes] = {}  # by the served model's columns: the document asks for what it uses
+
+    def document(columns: tuple[str, ...]) -> bytes:
+        if columns not in documents:
+            documents[columns] = orjson.dumps(openapi_document(config.max_records, columns=columns))
+        return documents[columns]
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -132,13 +138,15 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
             return error_response(415, "send the body as application/json")
         try:
             raw = await _read_body(request, config.max_body_bytes)
+            current = slot.current
+            columns = current.columns if current else schema.FEATURES
             if len(raw) > OFFLOAD_BYTES:
-                records = await run_in_threadpool(decode_records, raw, config.max_records)
+                records = await run_in_threadpool(decode_records, raw, config.max_records, columns)
             else:
-                records = decode_records(raw, config.max_records)
+                records = decode_records(raw, config.max_records, columns)
         except ContractError as exc:
             return error_response(exc.status, exc.message, exc.problems)
-        served = slot.current
+        served = current  # the version the records were checked for, even if a swap lands meanwhile
         if served is None:
             return error_response(503, "no model loaded yet")
         if len(records) >= OFFLOAD_RECORDS:
@@ -169,7 +177,8 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
 
     @app.get("/swagger.json", include_in_schema=False)
     async def swagger() -> Response:
-        return Response(document, media_type=JSON)
+        served = slot.current
+        return Response(document(served.columns if served else schema.FEATURES), media_type=JSON)
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

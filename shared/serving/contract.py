@@ -4,13 +4,17 @@ A record is a TypedDict keyed by the feature names themselves ("emp.var.rate" in
 validated record goes straight to `FeatureEncoder.transform_records` with no copy into pandas.
 Validation is strict: an integer field takes only a JSON integer, a number field a finite JSON
 number, a categorical field a string. Unknown categories are valid: the model scores them.
+A record holds the columns the served model uses (all required); the other known bank-marketing
+fields are accepted and ignored (a pre-call model trained without `duration` takes records with
+or without it), and a field nobody knows is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from functools import cache
+from typing import Annotated, Any, NotRequired
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
@@ -32,6 +36,28 @@ Record = TypedDict("Record", {name: _TYPES[schema.kind_of(name)] for name in sch
 Record.__pydantic_config__ = ConfigDict(extra="forbid", title="Record")  # type: ignore[attr-defined]
 
 RECORDS = TypeAdapter(list[Record])
+
+
+def model_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
+    """The features a model uses, in schema order (None: all of them)."""
+    used = set(schema.FEATURES if columns is None else columns)
+    unknown = used - set(schema.FEATURES)
+    if unknown:
+        raise ValueError(f"not features: {', '.join(sorted(unknown))}")
+    return tuple(c for c in schema.FEATURES if c in used)
+
+
+@cache
+def records_adapter(columns: tuple[str, ...] = schema.FEATURES) -> TypeAdapter[Any]:
+    """The validator of a list of records for a model using `columns`: those typed and required,
+    the other known features accepted (any value) and ignored, anything else refused."""
+    if columns == schema.FEATURES:
+        return RECORDS
+    fields: dict[str, Any] = {name: _TYPES[schema.kind_of(name)] if name in columns else NotRequired[Any]
+                              for name in schema.FEATURES}
+    record = TypedDict("Record", fields)  # type: ignore[misc]
+    record.__pydantic_config__ = ConfigDict(extra="forbid", title="Record")  # type: ignore[attr-defined]
+    return TypeAdapter(list[record])  # type: ignore[valid-type]
 
 # The two records of tests/fixtures/endpoint_records.json: the examples of the docs and `bankops test-endpoint`.
 EXAMPLE_RECORDS: list[dict[str, Any]] = [
@@ -123,8 +149,9 @@ def _check_width(records: list[Any]) -> None:
         raise ContractError(422, "invalid records: see `errors` for each record and field", wide[:100])
 
 
-def parse_records(body: Any, max_records: int) -> list[Record]:
-    """The validated records of a decoded JSON body in either shape; raises ContractError."""
+def parse_records(body: Any, max_records: int, columns: Sequence[str] = schema.FEATURES) -> list[Record]:
+    """The validated records of a decoded JSON body in either shape, for a model using `columns`
+    (the other known features may be sent and are ignored); raises ContractError."""
     if not isinstance(body, dict):
         raise ContractError(422, 'the body must be a JSON object: {"data": [records]} or {"input_data": {"columns", "data"}}')
     unknown = sorted(set(body) - {"data", "input_data"})
@@ -146,15 +173,19 @@ def parse_records(body: Any, max_records: int) -> list[Record]:
             raise ContractError(422, "invalid input_data", [FieldProblem(None, "input_data", "must be an object with columns and data")])
         raw, prefix = _records_from_columns(inner, max_records), ""
     try:
-        return RECORDS.validate_python(raw)
+        return records_adapter(model_columns(columns)).validate_python(raw)  # type: ignore[no-any-return]
     except ValidationError as exc:
         raise ContractError(422, "invalid records: see `errors` for each record and field", _problems(exc, prefix)) from None
 
 
 # --- OpenAPI schemas ------------------------------------------------------------------------
-def record_schema() -> dict[str, Any]:
-    """JSON schema of one record (OpenAPI 3.0 compatible), with a description per kind."""
+def record_schema(columns: Sequence[str] = schema.FEATURES) -> dict[str, Any]:
+    """JSON schema of one record for a model using `columns` (OpenAPI 3.0 compatible), with a
+    description per kind. Only those columns are shown: the other known fields are ignored."""
+    used = model_columns(columns)
     record = RECORDS.json_schema()["$defs"]["Record"]
+    record["properties"] = {name: prop for name, prop in record["properties"].items() if name in used}
+    record["required"] = list(used)
     for name, prop in record["properties"].items():
         prop.pop("title", None)
         kind = schema.kind_of(name)
@@ -162,19 +193,24 @@ def record_schema() -> dict[str, Any]:
                                "categorical": "category (a value never seen in training is scored and counted)"}[kind]
         prop["example"] = EXAMPLE_RECORDS[0][name]
     record["title"] = "Record"
-    record["description"] = "One client: the 20 input features of the UCI bank marketing data, all required."
+    record["description"] = (f"One client: the {len(used)} input features the model uses, all required "
+                             "(the other fields of the bank marketing data are ignored if sent).")
+    # Other known features are accepted and ignored; a field nobody knows is refused (422).
+    record["additionalProperties"] = False
     return record
 
 
-def openapi_components(max_records: int) -> dict[str, Any]:
-    """The components/schemas of the scoring endpoint."""
-    columns = {"type": "array", "items": {"type": "string", "enum": list(schema.FEATURES)}, "minItems": len(schema.FEATURES),
-               "maxItems": len(schema.FEATURES), "uniqueItems": True, "description": "the 20 feature names, any order"}
-    row = {"type": "array", "minItems": len(schema.FEATURES), "maxItems": len(schema.FEATURES),
+def openapi_components(max_records: int, columns: Sequence[str] = schema.FEATURES) -> dict[str, Any]:
+    """The components/schemas of the scoring endpoint for a model using `columns`."""
+    used = model_columns(columns)
+    columns_schema = {"type": "array", "items": {"type": "string", "enum": list(used)}, "minItems": len(used),
+                      "maxItems": len(used), "uniqueItems": True,
+                      "description": f"the {len(used)} feature names the model uses, any order"}
+    row = {"type": "array", "minItems": len(used), "maxItems": len(used),
            "items": {"oneOf": [{"type": "string"}, {"type": "number"}]},
            "description": "values in the order of `columns`, each of the type the feature takes (see Record)"}
     return {
-        "Record": record_schema(),
+        "Record": record_schema(used),
         "RecordsRequest": {
             "type": "object", "required": ["data"], "additionalProperties": False,
             "description": "The payload of Azure ML AutoML endpoints and their endpoint.py clients.",
@@ -186,7 +222,8 @@ def openapi_components(max_records: int) -> dict[str, Any]:
             "description": "The MLflow / managed online endpoint payload (split orientation).",
             "properties": {"input_data": {
                 "type": "object", "required": ["columns", "data"], "additionalProperties": False,
-                "properties": {"columns": columns, "data": {"type": "array", "items": row, "minItems": 1, "maxItems": max_records},
+                "properties": {"columns": columns_schema, "data": {"type": "array", "items": row, "minItems": 1,
+                                                                   "maxItems": max_records},
                                "index": {"type": "array", "items": {"type": "integer"}}},
             }},
         },

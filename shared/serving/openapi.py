@@ -7,11 +7,12 @@ promises is what `contract.py` enforces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from shared import schema
-from shared.serving.contract import EXAMPLE_RECORDS, openapi_components
+from shared.serving.contract import EXAMPLE_RECORDS, model_columns, openapi_components
 
 TITLE = "bankops scoring endpoint"
 ASSETS_URL = "/docs/assets"
@@ -21,13 +22,15 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def openapi_document(max_records: int, version: str = "1") -> dict[str, Any]:
-    """The whole document: paths, schemas, the bearer scheme, the two example records."""
-    columns = list(schema.FEATURES)
+def openapi_document(max_records: int, version: str = "1", columns: Sequence[str] = schema.FEATURES) -> dict[str, Any]:
+    """The whole document for a model using `columns`: paths, schemas, the bearer scheme, the two
+    example records (holding only those columns)."""
+    columns = list(model_columns(columns))
+    records = [{c: r[c] for c in columns} for r in EXAMPLE_RECORDS]
     examples = {
-        "records": {"summary": "Two clients as records (Azure ML AutoML endpoint.py)", "value": {"data": EXAMPLE_RECORDS}},
+        "records": {"summary": "Two clients as records (Azure ML AutoML endpoint.py)", "value": {"data": records}},
         "columns": {"summary": "The same two clients as columns and rows (MLflow / managed online endpoint)",
-                    "value": {"input_data": {"columns": columns, "data": [[r[c] for c in columns] for r in EXAMPLE_RECORDS]}}},
+                    "value": {"input_data": {"columns": columns, "data": [[r[c] for c in columns] for r in records]}}},
     }
     auth_errors = {"401": _error("No key, or not a current key: send `Authorization: Bearer <primary or secondary key>`.")}
     return {
@@ -47,8 +50,9 @@ def openapi_document(max_records: int, version: str = "1") -> dict[str, Any]:
             }},
             "/score": {"post": {
                 "summary": "Score records", "operationId": "score",
-                "description": f"1 to {max_records:,} records per call. Every field is required and typed; a category "
-                               "never seen in training is scored (as missing) and counted.",
+                "description": f"1 to {max_records:,} records per call. Every field of Record is required and typed; the "
+                               "other fields of the bank marketing data are ignored, any other field is refused; "
+                               "a category never seen in training is scored (as missing) and counted.",
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"oneOf": [{"$ref": "#/components/schemas/RecordsRequest"},
                                          {"$ref": "#/components/schemas/ColumnsRequest"}]},
@@ -74,7 +78,7 @@ def openapi_document(max_records: int, version: str = "1") -> dict[str, Any]:
             }},
         },
         "components": {
-            "schemas": openapi_components(max_records),
+            "schemas": openapi_components(max_records, columns),
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "The endpoint's primary or secondary key (`bankops keys show`)"}},
         },

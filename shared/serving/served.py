@@ -84,6 +84,7 @@ class ServedModel:
     compiled: CompiledModel
     threshold: float
     categorical: tuple[tuple[int, str], ...]
+    columns: tuple[str, ...] = schema.FEATURES  # the features the model uses: what a record must hold
 
     def score(self, records: Sequence[Mapping[str, object]]) -> Scored:
         x = self.encode(records)
@@ -104,7 +105,8 @@ def load_served(registry: ModelRegistry, version: str, warm_rounds: int = 20) ->
     sample = verification_records()
     compiled = compile_model(model, sample)
     categorical = tuple((j, name) for j, name in enumerate(model.encoder.columns) if name in model.encoder.vocab)
-    served = ServedModel(str(version), _encoder_for(model.encoder, sample), compiled, float(model.threshold), categorical)
+    served = ServedModel(str(version), _encoder_for(model.encoder, sample), compiled, float(model.threshold), categorical,
+                         tuple(model.encoder.columns))
     batch = (sample * 2)[:100]
     for _ in range(warm_rounds):
         served.score(sample[:1])

@@ -106,7 +106,7 @@ class TrainingPipeline:
         with self.tracker.run("validate-data"):
             frame = load_frame(self.datasets, dataset)
             warnings = [
-                f"'{c}' is only known after the call ends; train with --exclude-columns {c} for a pre-call model"
+                f"'{c}' is only known after the call ends; train with --pre-call (--exclude-columns {c}) for a pre-call model"
                 for c in schema.LEAKY_FEATURES if c not in request.exclude_columns
             ]
             self.tracker.log_metrics({"rows": len(frame), "positive_share": float(_target(frame).mean())})

@@ -353,3 +353,45 @@ def test_cli_keys_and_swagger_export(tmp_path: Path) -> None:
     assert exported.exit_code == 0, exported.output
     assert json.loads(out.read_text()) == json.loads((REPO / "swagger" / "swagger.json").read_text()), \
         "swagger/swagger.json is stale: run `bankops swagger -o swagger/swagger.json`"
+
+
+# --- inputs are what the model uses ----------------------------------------------------------
+PRE_CALL = tuple(c for c in schema.FEATURES if c != "duration")
+
+
+def test_a_model_without_duration_takes_records_with_or_without_it() -> None:
+    bare = [{k: v for k, v in r.items() if k != "duration"} for r in EXAMPLE_RECORDS]
+    assert len(parse_records({"data": bare}, 10, PRE_CALL)) == 2
+    assert len(parse_records({"data": EXAMPLE_RECORDS}, 10, PRE_CALL)) == 2  # all 20 still work: duration ignored
+    columns = list(PRE_CALL)
+    split = {"input_data": {"columns": columns, "data": [[r[c] for c in columns] for r in bare]}}
+    assert len(parse_records(split, 10, PRE_CALL)) == 2
+
+
+def test_a_model_without_duration_still_refuses_unknown_fields_and_missing_or_mistyped_used_ones() -> None:
+    record = {k: v for k, v in EXAMPLE_RECORDS[0].items() if k != "duration"}
+    cases = [({**record, "shoe_size": 42}, "shoe_size", "unknown field"), ({k: v for k, v in record.items() if k != "age"}, "age", None),
+             ({**record, "campaign": "one"}, "campaign", None)]
+    for body, field, message in cases:
+        with pytest.raises(ContractError) as caught:
+            parse_records({"data": [body]}, 10, PRE_CALL)
+        assert caught.value.status == 422
+        assert [p.field for p in caught.value.problems] == [field]
+        if message:
+            assert caught.value.problems[0].message == message
+
+
+def test_the_full_model_still_requires_duration() -> None:
+    bare = {k: v for k, v in EXAMPLE_RECORDS[0].items() if k != "duration"}
+    with pytest.raises(ContractError) as caught:
+        parse_records({"data": [bare]}, 10)
+    assert [(p.field, p.message) for p in caught.value.problems] == [("duration", "Field required")]
+
+
+def test_the_swagger_of_a_model_without_duration_never_names_it() -> None:
+    from shared.serving.openapi import openapi_document
+
+    document = json.dumps(openapi_document(100, columns=PRE_CALL))
+    assert "duration" not in document
+    full = openapi_document(100)
+    assert "duration" in full["components"]["schemas"]["Record"]["required"]

@@ -9,7 +9,6 @@ MLflow model output `outputs/mlflow-model/`, and its metrics.
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,17 +51,10 @@ class AutoMLClassifier:
 
 
 def save_pyfunc(model: BankMarketingModel, input_example: pd.DataFrame, path: Path) -> None:
-    """The same MLflow pyfunc the local registry logs, saved to a folder for upload."""
-    import mlflow
-    from mlflow.models import infer_signature
+    """The same MLflow pyfunc the local registry logs (code and pinned requirements inside), saved to a folder for upload."""
+    from shared import mlflow_model
 
-    from shared.mlflow_model import _REQUIREMENTS, ARTIFACT, BankMarketingPyfunc
-
-    artifact = path.parent / ARTIFACT
-    joblib.dump(model, artifact)
-    mlflow.pyfunc.save_model(str(path), python_model=BankMarketingPyfunc(), artifacts={"model": str(artifact)},
-                             signature=infer_signature(input_example, model.predict(input_example)), input_example=input_example,
-                             pip_requirements=[f"{p}=={md.version(p)}" for p in _REQUIREMENTS])
+    mlflow_model.save_pyfunc(model, input_example, path)
 
 
 def load_mlflow_folder(folder: Path) -> Any:
