@@ -112,7 +112,7 @@ def swagger(
     columns: tuple[str, ...] = schema.FEATURES
     version = "1"
     if model_version is not None:
-        columns = tuple(_backend(home)[1].registry.load(model_version).encoder.columns)
+        columns = tuple(backend_for(home)[1].registry.load(model_version).encoder.columns)
         version = model_version
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(openapi_document(settings.scoring_max_records, version, columns), indent=2) + "\n",
