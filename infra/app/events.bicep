@@ -9,7 +9,9 @@ param workspaceName string
 
 var deadLetterContainer = 'eventgrid-deadletter'
 var blobApis = ['PutBlob', 'PutBlockList', 'CopyBlob', 'FlushWithClose']
-var blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+var roles = {
+  'Storage Blob Data Contributor': 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+}
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName
@@ -47,20 +49,20 @@ resource workspaceTopic 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = 
 
 // Event Grid system topics: write undeliverable events to eventgrid-deadletter/
 resource storageTopicDeadLetter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(dataStorage.id, storageTopic.id, blobDataContributor)
+  name: guid(dataStorage.id, storageTopic.id, roles['Storage Blob Data Contributor'])
   scope: dataStorage
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles['Storage Blob Data Contributor'])
     principalId: storageTopic.identity.principalId
     principalType: 'ServicePrincipal'
   }
 }
 
 resource workspaceTopicDeadLetter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(dataStorage.id, workspaceTopic.id, blobDataContributor)
+  name: guid(dataStorage.id, workspaceTopic.id, roles['Storage Blob Data Contributor'])
   scope: dataStorage
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles['Storage Blob Data Contributor'])
     principalId: workspaceTopic.identity.principalId
     principalType: 'ServicePrincipal'
   }

@@ -42,10 +42,12 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
   name: registryName
   location: location
   tags: tags
-  sku: { name: 'Basic' } // checkov:skip=CKV_AZURE_165:geo-replication is Premium only; environments are rebuilt by Azure ML on demand // checkov:skip=CKV_AZURE_233:zone redundancy is Premium only
+  // checkov:skip=CKV_AZURE_163:image scanning is Defender for Containers, a subscription-level choice; the images are Azure ML's curated bases plus pip packages
+  // checkov:skip=CKV_AZURE_166:quarantine needs Premium; Azure ML pushes and pulls its own environment images only
+  sku: { name: 'Basic' }
   properties: {
     adminUserEnabled: false
-    publicNetworkAccess: 'Enabled' // checkov:skip=CKV_AZURE_139:Azure ML builds and pulls environment images without a VNet; Entra ID only (no admin user) // checkov:skip=CKV_AZURE_237:dedicated data endpoints are Premium only
+    publicNetworkAccess: 'Enabled' // checkov:skip=CKV_AZURE_139:Azure ML builds and pulls environment images without a VNet; Entra ID only (no admin user)
   }
 }
 
@@ -62,6 +64,7 @@ resource workspace 'Microsoft.MachineLearningServices/workspaces@2024-10-01' = {
     containerRegistry: registry.id
     applicationInsights: applicationInsightsId
     systemDatastoresAuthMode: 'identity' // the workspace's own storage allows no shared keys either
+    // checkov:skip=CKV_AZURE_243:no private endpoint without a VNet (the function app on Flex Consumption has none here); Entra ID only
     publicNetworkAccess: 'Enabled' // checkov:skip=CKV_AZURE_144:the function app (Flex Consumption without a VNet) calls the workspace publicly, with Entra ID
   }
 }
