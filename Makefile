@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUDGET ?= 60
 
-.PHONY: up test install browser dashboard-screenshot lint unit integration e2e contract bench-train bench-train-splits bench-batch bench-serve bench-cli clean
+.PHONY: up test install functions-package browser dashboard-screenshot lint unit integration e2e contract bench-train bench-train-splits bench-batch bench-serve bench-cli clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -29,6 +29,11 @@ browser:
 ## docs/dashboard.png: the dashboard's browser test, its traffic spread over two and a half minutes.
 dashboard-screenshot: $(STAMP) browser
 	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png DASHBOARD_TRAFFIC_SECONDS=150 $(BIN)/python -m pytest -q tests/integration/test_dashboard_browser.py
+
+## The function app's deployment folder as Azure's remote build makes it (pip install -r requirements.txt into
+## .python_packages/lib/site-packages, in a fresh venv), its installed size, and the functions it indexes.
+functions-package:
+	$(PYTHON) infra/functions_package.py --out .cache/functions-package --index
 
 ## Install, lint and run every test tier.
 test: $(STAMP) browser

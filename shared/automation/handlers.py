@@ -29,10 +29,7 @@ from shared.automation.messages import (
     RunFailed,
 )
 from shared.automation.work_queue import WorkQueue
-from shared.batch.blob import output_names, score_blob
-from shared.batch.scorer import BatchModel
-from shared.batch.scorer import prepare as prepare_batch_model
-from shared.batch.source import HEADER_BYTES, check_header_bytes
+from shared.batch.files import HEADER_BYTES, check_header_bytes, output_names
 from shared.config import Settings, split_columns
 from shared.data_validation import ReadLimits, size_problem, validate_csv
 from shared.dataset_registration import content_hash, load_frame, register_dataset
@@ -357,6 +354,9 @@ def on_batch_arrived(auto: Automation, event: BatchArrived) -> dict[str, Any]:
         auto.on_event("batch_submitted", {"blob": event.blob, "run_id": run_id})
         return {"outcome": "submitted", "run_id": run_id, "input": event.blob, "model_version": champion.version,
                 "output": f"predictions/{output_names(name)[0]}"}
+    from shared.batch.blob import score_blob  # pyarrow: scoring in this process is the local backend's, not the function app's
+    from shared.batch.scorer import BatchModel
+
     try:
         run = score_blob(auto.datastore, auto.tracker, BatchModel.load(auto.registry, champion.version), container, name)
     except InvalidDataset as error:
@@ -374,6 +374,8 @@ def on_prepare_batch(auto: Automation, command: PrepareBatch) -> dict[str, Any]:
     if auto.batch_runner is not None:
         done = auto.batch_runner.prepare(command.model_version)
     else:
+        from shared.batch.scorer import prepare as prepare_batch_model
+
         done = prepare_batch_model(auto.registry, command.model_version)
     return {"outcome": "prepared", **done}
 

@@ -13,18 +13,12 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
+from shared.batch.files import PREDICTIONS, output_names
 from shared.batch.job import BatchSummary, score_stream
 from shared.batch.scorer import BatchModel
 from shared.ports import Datastore, RunTracker, StreamingDatastore
 
-PREDICTIONS = "predictions"
 KIND_TAG = "bankops.kind"
-
-
-def output_names(name: str) -> tuple[str, str]:
-    """clients.csv -> (clients.predictions.csv, clients.predictions.rejects.csv)"""
-    stem = PurePosixPath(name).stem
-    return f"{stem}.predictions.csv", f"{stem}.predictions.rejects.csv"
 
 
 @dataclass(frozen=True)

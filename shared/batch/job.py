@@ -17,10 +17,11 @@ from typing import Any, BinaryIO
 import numpy as np
 import pyarrow as pa
 
+from shared.batch.files import OUTPUT_COLUMNS
 from shared.batch.ranking import TopK
 from shared.batch.scorer import BatchModel
 from shared.batch.sink import atomic_output, csv_line, scored_lines, write_lines
-from shared.batch.source import CHUNK_BYTES, OUTPUT_COLUMNS, Chunk, CsvChunks
+from shared.batch.source import CHUNK_BYTES, Chunk, CsvChunks
 from shared.batch.validate import CheckedRows, check_rows
 from shared.errors import InvalidInput
 

@@ -19,11 +19,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from shared import schema
-from shared.data_validation import column_problems
+from shared.batch.files import check_header
+from shared.batch.files import parse_header as _header
 from shared.errors import InvalidDataset
 
 CHUNK_BYTES = 8 << 20
-OUTPUT_COLUMNS = ("prediction", "probability_yes", "model_version")
 
 
 @dataclass(frozen=True)
@@ -41,39 +41,6 @@ class Chunk:
     lines: np.ndarray  # int64: the file line of each row (the header is line 1)
     text: pa.Array  # string: each row's line as it is in the file, passed through to the output
     bad_lines: list[BadLine] = field(default_factory=list)
-
-
-def _header(first: bytes) -> list[str]:
-    if not first.strip():
-        raise InvalidDataset("the file is empty: expected a CSV with a header line and one row per client")
-    try:
-        text = first.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidDataset(f"the header is not UTF-8 text ({exc.reason}): save the file as UTF-8 CSV") from exc
-    return [name.strip() for name in next(csv.reader([text]))]
-
-
-HEADER_BYTES = 64 << 10  # a header line is a few hundred bytes; this is plenty
-
-
-def check_header_bytes(head: bytes, required: Sequence[str] = schema.FEATURES) -> None:
-    """Check a file's header from its first bytes (what a remote batch job would fail on later)
-    against the features a model uses. Raises InvalidDataset naming every problem."""
-    first = head.split(b"\n", 1)[0]
-    if len(first) == len(head) == HEADER_BYTES:
-        raise InvalidDataset(f"the first {HEADER_BYTES} bytes hold no line break: expected a CSV with a header line")
-    check_header(_header(first), required)
-
-
-def check_header(columns: list[str], required: Sequence[str] = schema.FEATURES) -> None:
-    """Raise, naming every problem, unless the header has each feature the model uses (`required`)
-    once and no output column (other columns, the features it does not use among them, pass through)."""
-    problems = column_problems(columns, tuple(required), allow_unexpected=True)
-    taken = [c for c in OUTPUT_COLUMNS if c in columns]
-    if taken:
-        problems.append(f"column(s) {', '.join(taken)} are written by the scoring: rename them in the input")
-    if problems:
-        raise InvalidDataset("the file does not match the bank marketing schema", details=problems)
 
 
 class CsvChunks:

@@ -54,9 +54,9 @@ def batch_score(
 ) -> None:
     """Score a client list of any length in bounded memory; rows that fail validation go to OUTPUT.rejects.csv."""
     from shared.batch.blob import record_run
+    from shared.batch.files import HEADER_BYTES, check_header_bytes
     from shared.batch.job import BatchOptions, rejects_path, score_file
     from shared.batch.scorer import BatchModel
-    from shared.batch.source import HEADER_BYTES, check_header_bytes
 
     _, backend = backend_for(home)
     output = output or input_csv.with_name(f"{input_csv.stem}.predictions.csv")

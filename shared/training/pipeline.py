@@ -21,7 +21,6 @@ from shared.dataset_registration import load_frame
 from shared.features import FeatureEncoder, check_exclusions
 from shared.model import BankMarketingModel
 from shared.ports import DatasetStore, DatasetVersion, ModelRegistry, ModelVersion, RunTracker, TrainingRequest
-from shared.training import plots
 from shared.training.automl import run_automl
 from shared.training.evaluate import PREDICTED_YES_KEYS, holdout_metrics, predicted_yes_range
 from shared.training.learners import LEARNER_NAMES
@@ -170,6 +169,8 @@ class TrainingPipeline:
         return model, cv_score, len(result.trials), dropped
 
     def _evaluate(self, model: BankMarketingModel, holdout: pd.DataFrame, seed: int) -> dict[str, float]:
+        from shared.training import plots  # matplotlib: a local training run's dependency, not the function app's
+
         self.progress.step("evaluate")
         y = _target(holdout)
         with self.tracker.run("evaluate"), tempfile.TemporaryDirectory() as tmp:

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from shared.adapters.azure.provisioning import raise_unless_ready
-from shared.batch.blob import PREDICTIONS, output_names
+from shared.batch.files import PREDICTIONS, output_names
 from shared.config import Settings
 from shared.errors import ConfigurationError, InProgress, InvalidInput, NotFound
 from shared.ports import BatchRunStatus, ModelRegistry
