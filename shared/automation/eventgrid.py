@@ -31,6 +31,7 @@ RUN_STATUS_CHANGED = "Microsoft.MachineLearningServices.RunStatusChanged"
 PIPELINE_RUN = "azureml.PipelineRun"
 JOB_TAG, JOB_TRAINING, DATASET_TAG = "bankops_job", "training", "bankops_dataset"
 FAILED_STATUSES = {"failed": "failed", "canceled": "canceled", "cancelled": "canceled"}
+MAX_RUN_ID = 255  # Azure ML run names are shorter; a longer one is not a run of ours
 FINISHING_APIS = {"PutBlob", "PutBlockList", "CopyBlob", "FlushWithClose", "PutBlobFromUrl"}
 INCOMING = "incoming"
 BATCH = "batch"
@@ -107,7 +108,8 @@ def _our_pipeline_run(event: Envelope) -> tuple[str, Mapping[str, Any]] | None:
     raw_tags = data.get("runTags")
     tags: Mapping[str, Any] = raw_tags if isinstance(raw_tags, dict) else {}
     run_id, run_type = str(data.get("runId") or ""), str(data.get("runType") or "")
-    if run_type.lower() != PIPELINE_RUN.lower() or str(tags.get(JOB_TAG, "")) != JOB_TRAINING or not run_id:
+    if (run_type.lower() != PIPELINE_RUN.lower() or str(tags.get(JOB_TAG, "")) != JOB_TRAINING or not run_id
+            or len(run_id) > MAX_RUN_ID):
         log.info("ignored %s of run %s (runType %s): not a bankops training pipeline run", event.type.rsplit(".", 1)[-1],
                  run_id[:100] or "?", run_type[:50] or "null")
         return None
@@ -131,7 +133,7 @@ def to_message(event: Envelope) -> tuple[Message, str] | None:
         if ours is None:
             return None
         run_id, tags = ours
-        return RunCompleted(run_id=run_id, model_version="", dataset=str(tags.get(DATASET_TAG, ""))), f"run:{run_id}"
+        return RunCompleted(run_id=run_id, model_version="", dataset=str(tags.get(DATASET_TAG, ""))[:300]), f"run:{run_id}"
     if event.type == RUN_STATUS_CHANGED:
         status = str(event.data.get("runStatus") or "")
         if status.lower() not in FAILED_STATUSES:
@@ -142,6 +144,6 @@ def to_message(event: Envelope) -> tuple[Message, str] | None:
             return None
         run_id, tags = ours
         outcome = FAILED_STATUSES[status.lower()]
-        return RunFailed(run_id=run_id, status=outcome, dataset=str(tags.get(DATASET_TAG, ""))), f"run:{run_id}:{outcome}"
+        return RunFailed(run_id=run_id, status=outcome, dataset=str(tags.get(DATASET_TAG, ""))[:300]), f"run:{run_id}:{outcome}"
     log.info("ignored event type %s", event.type[:100])
     return None

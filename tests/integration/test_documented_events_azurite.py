@@ -19,7 +19,6 @@ from shared.automation.handlers import Automation
 from shared.automation.work_queue import WorkQueue
 from shared.automation.worker import Worker
 from shared.config import load_settings
-from shared.ports import AutoMLResult
 from tests import event_fixtures, samples
 from tests.automation_fakes import FakeDeployer
 from tests.azurite import AzuriteUnavailable, running_azurite
@@ -98,27 +97,23 @@ def test_an_event_for_an_older_write_is_still_ignored(auto: Automation) -> None:
     assert done is not None and done.result["outcome"] == "ignored" and "changed since" in done.result["reason"]
 
 
-class _Lookup:
-    """A RunLookup for the handler: answers for the one failed run it knows, NotFound-free."""
+def test_a_failed_pipeline_run_is_a_failed_retrain_in_the_status(auto: Automation, tmp_path: Path) -> None:
+    """The pipeline bankops submitted fails on Azure ML; its RunStatusChanged is a failed retrain with the reason."""
+    from shared.adapters.azure.run_lookup import AzureRunLookup
+    from shared.adapters.azure.trainer import training_pipeline
+    from tests.azure_fakes import FakeMLClient
+    from tests.azure_run_fakes import StrictClient, StrictRuns
 
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    def best_child(self, pipeline_run: str) -> AutoMLResult:
-        raise AssertionError("a failed run has no best child to look up")
-
-    def failure(self, run_id: str) -> str:
-        self.asked.append(run_id)
-        return f"Azure ML pipeline run {run_id} ended Failed (failed steps: automl); its logs: https://ml.azure.com/runs/{run_id}"
-
-
-def test_a_failed_pipeline_run_is_a_failed_retrain_in_the_status(auto: Automation) -> None:
-    auto.run_lookup = lookup = _Lookup()
+    fake = FakeMLClient(store=tmp_path / "ws")
+    submitted = fake.jobs.create_or_update(training_pipeline(auto.settings, "azureml:bankmarketing:2", dataset_ref="bankmarketing:2"))
+    fake.jobs.jobs[submitted.name].status = "Failed"
+    auto.run_lookup = AzureRunLookup(StrictClient(fake), StrictRuns(fake.runs))
     [event] = event_fixtures.load("run_status_changed_pipeline_failed.eventgrid")
+    event["data"] |= {"runId": submitted.name, "runTags": submitted.tags}  # what Azure ML puts in runTags: the job's tags
     assert control.events(auto, [event, event]) == {"accepted": [event["id"]], "ignored": [event["id"]]}
     done = Worker(auto).run_once("control")
     assert done is not None and done.status == "done", done
-    assert done.result["outcome"] == "failed" and done.result["run_id"] == "bankops-job-1"
-    assert "failed steps: automl" in done.result["error"] and lookup.asked == ["bankops-job-1"]
+    assert done.result["outcome"] == "failed" and done.result["run_id"] == submitted.name
+    assert done.result["error"] == f"Azure ML pipeline run {submitted.name} ended Failed; its logs: {submitted.studio_url}"
     [recent] = [j for j in control.status(auto)["recent_jobs"] if j["kind"] == "RunFailed"]
-    assert recent["outcome"] == "failed" and "bankops-job-1" in recent["reason"]
+    assert recent["outcome"] == "failed" and submitted.name in recent["reason"]

@@ -104,3 +104,9 @@ def test_other_status_changes_and_other_runs_failures_are_ignored(status: str | 
     raw["data"]["runStatus"] = status
     assert eventgrid.to_message(eventgrid.parse([raw])[0]) is None
     assert _message("run_status_changed_automl_child_failed.eventgrid") is None  # the documented sample: a child run
+
+
+def test_a_run_id_no_azure_ml_run_has_is_ignored() -> None:
+    [raw] = event_fixtures.load("run_completed_pipeline_run.eventgrid")
+    raw["data"]["runId"] = "r" * 10_000
+    assert eventgrid.to_message(eventgrid.parse([raw])[0]) is None
