@@ -6,6 +6,7 @@ Idempotent by content: the same bytes registered twice return the first version.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +67,42 @@ def register_dataset(
         holdout=holdout_indices(validated.frame[schema.TARGET], holdout_fraction, seed),
         source=source_name or (str(source) if isinstance(source, Path) else ""),
     )
+    _last.put(digest, validated.frame)
     return Registration(dataset, created=True, warnings=validated.warnings)
 
 
+class _LastFrame:
+    """The typed frame of the newest version this process registered or read, by content hash.
+
+    A data arrival, the training run it requests and the gate that judges the model all need the
+    same version: it is parsed once, and each caller gets its own copy. Versions are content-addressed,
+    so a hash names one frame for good. One frame, and only up to `MAX_ROWS` rows, to bound memory.
+    """
+
+    MAX_ROWS = 250_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._digest, self._frame = "", pd.DataFrame()
+
+    def get(self, digest: str) -> pd.DataFrame | None:
+        with self._lock:
+            return self._frame.copy() if digest and digest == self._digest else None
+
+    def put(self, digest: str, frame: pd.DataFrame) -> None:
+        if len(frame) <= self.MAX_ROWS:
+            with self._lock:
+                self._digest, self._frame = digest, frame.copy()
+
+
+_last = _LastFrame()
+
+
 def load_frame(store: DatasetStore, dataset: DatasetVersion) -> pd.DataFrame:
-    """The typed frame of a registered version (validated again: the file is the truth)."""
-    return validate_csv(store.read(dataset), min_rows=1, min_rows_per_class=1).frame
+    """The typed frame of a registered version (validated again when read: the file is the truth)."""
+    cached = _last.get(dataset.content_hash)
+    if cached is not None:
+        return cached
+    frame = validate_csv(store.read(dataset), min_rows=1, min_rows_per_class=1).frame
+    _last.put(dataset.content_hash, frame)
+    return frame

@@ -23,7 +23,9 @@ from shared.automation.watcher import IncomingWatcher
 from shared.automation.work_queue import Job, WorkQueue
 from shared.automation.worker import Worker
 from shared.config import load_settings
+from shared.dataset_registration import load_frame, register_dataset
 from shared.logging_setup import OneLineFormatter
+from shared.ports import DatasetVersion
 from tests import samples
 from tests.automation_fakes import FakeDeployer
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
@@ -200,3 +202,35 @@ def test_an_event_for_a_temporary_name_is_ignored_on_either_path(auto: Automatio
     job = Worker(auto).run_once("control")
     assert job is not None and job.result["outcome"] == "ignored" and "temporary name" in job.result["reason"]
     assert [b.name for b in auto.datastore.list("incoming")] == ["new.csv.part"]
+
+
+class CountingDatasetStore(InMemoryDatasetStore):
+    """The in-memory dataset store, counting how often a version's bytes are read (each read is a parse)."""
+
+    reads = 0
+
+    def read(self, dataset: DatasetVersion) -> bytes:
+        self.reads += 1
+        return super().read(dataset)
+
+
+def test_an_arrival_is_parsed_once_and_the_training_and_gate_reuse_its_frame(auto: Automation) -> None:
+    """Issue 18 item 4: the file is parsed once; the merged version is not written out and parsed back."""
+    store = CountingDatasetStore()
+    auto.datasets = store
+    first = samples.stratified_sample(300, seed=21)
+    register_dataset(store, samples.csv_bytes(first), name="bankmarketing")
+    (incoming(auto) / "more.csv").write_bytes(_more_rows())
+    job = arrive(auto)
+    assert job.result["outcome"] == "registered" and job.result["dataset"] == "bankmarketing:2"
+    newest = store.get("bankmarketing")
+    frame = load_frame(store, newest)  # what the training run and the gate ask for next
+    assert len(frame) == newest.rows == 500
+    assert store.reads == 0  # neither version was parsed back from its bytes
+    assert load_frame(store, newest) is not frame  # each caller gets its own copy
+
+
+def _more_rows() -> bytes:
+    more = samples.stratified_sample(200, seed=22)
+    more["campaign"] = (more["campaign"].astype(int) + 60).astype(str)
+    return samples.csv_bytes(more)
