@@ -149,7 +149,7 @@ class AzureBackend(Backend):
     def trainer(self) -> Trainer | None:
         from shared.adapters.azure.trainer import AzureTrainer
 
-        return AzureTrainer(self.ml_client, self.settings, credential=self.credential)
+        return AzureTrainer(self.ml_client, self.settings, registry=self.registry, credential=self.credential)
 
     @cached_property
     def batch_runner(self) -> BatchRunner | None:

@@ -205,6 +205,26 @@ class RunLookup(Protocol):
         ...
 
 
+@runtime_checkable
+class JudgesRunsRemotely(Protocol):
+    """A registry whose runs were judged where they ran (the Azure ML pipeline's evaluate step): the
+    function app reads that decision instead of loading the model to run the gate itself."""
+
+    def decision_of_run(self, run_id: str, *, challenger: str, champion: str | None) -> RunDecision:
+        """The decision recorded on the run that produced `challenger`, checked against the current
+        `champion`. Raises NotFound when the run recorded none."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunDecision:
+    """A gate decision read back from a run: deploy or keep, why, and the challenger's holdout metrics."""
+
+    deploy: bool
+    reason: str
+    challenger: Mapping[str, float] = field(default_factory=dict)
+
+
 def iter_ports() -> Iterator[type]:
     yield from (DatasetStore, ModelRegistry, RunTracker)
 

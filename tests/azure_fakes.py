@@ -4,16 +4,23 @@ Each fake stands in for one operations group of `azure-ai-ml` (named in its docs
 checks the entities it is given as Azure ML would (types, names, references, traffic), records
 them so a test can assert on the exact entity built, and replays the state changes Azure ML
 reports: a created endpoint or deployment is "Creating" until `FakeMLClient.settle()` (Azure ML
-finishing its provisioning), an AutoML job runs until `complete_automl` plays its end. Errors
-are the ones `azure-core` raises (ResourceNotFoundError, ResourceExistsError, HttpResponseError).
+finishing its provisioning), an AutoML job runs until `complete_automl` plays its end, and the
+pipeline's evaluate step runs as the compute cluster would run it: its command line, in a fresh
+Python process, on the code folder the job uploaded, with the workspace's MLflow tracking replaced
+by a local store (what the step tags on the pipeline run becomes the job's tags). Errors are the
+ones `azure-core` raises (ResourceNotFoundError, ResourceExistsError, HttpResponseError).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -172,7 +179,8 @@ class FakeJobOperations:
         commands = {n: (str(step.command), Path(str(step.code))) for n, step in job.jobs.items() if getattr(step, "command", None)}
         self.preflight.job(job)  # JobOperations' own validation, reference resolution and serialisation, as on submit
         name = next(self._names)
-        self.commands[name] = commands
+        uploaded = Path(tempfile.mkdtemp(prefix=f"{name}-code-"))
+        self.commands[name] = {n: (command, shutil.copytree(code, uploaded / n)) for n, (command, code) in commands.items()}
         record = SimpleNamespace(name=name, type="pipeline", status="Running", tags=dict(job.tags or {}),
                                  experiment_name=experiment_name or job.experiment_name,
                                  studio_url=f"https://ml.azure.com/runs/{name}", entity=job)
@@ -413,22 +421,81 @@ class FakeMLClient:
         out = self._loaded[model_ref].predict(frame)
         return out.to_dict(orient="records") if isinstance(out, pd.DataFrame) else [str(x) for x in out]
 
-    def complete_automl(self, pipeline_job: str, model_folder: Path, metrics: dict[str, float]) -> str:
-        """Replay an AutoML pipeline run to its end: the AutoML step, its best child, the child's MLflow model output.
+    def complete_automl(self, pipeline_job: str, model_folder: Path, metrics: dict[str, float],
+                        dataset_folder: Path | None = None) -> str:
+        """Replay an AutoML pipeline run to its end: the AutoML step, its best child, the child's MLflow model output,
+        then (given the folder the dataset input mounts as) the evaluate step on that output.
 
         Returns the AutoML step's run id (what a RunCompleted event names).
         """
         pipeline = self.jobs.get(pipeline_job)
-        step_job = next(iter(pipeline.entity.jobs.values()))
+        step_job = pipeline.entity.jobs["step"]
         automl = f"{pipeline_job}-automl"
         best = f"{automl}_3"
         self.jobs.jobs[automl] = SimpleNamespace(name=automl, type="automl", status="Completed", tags=dict(step_job.tags or {}))
         self.jobs.children[pipeline_job] = [automl]
         self.jobs.outputs[(best, "outputs/mlflow-model")] = model_folder
-        self.runs.runs[automl] = SimpleNamespace(data=SimpleNamespace(tags={"automl_best_child_run_id": best}, metrics={}))
+        self.runs.runs[automl] = SimpleNamespace(data=SimpleNamespace(
+            tags={"automl_best_child_run_id": best, "mlflow.rootRunId": pipeline_job, "mlflow.parentRunId": pipeline_job},
+            metrics={}))
         self.runs.runs[best] = SimpleNamespace(data=SimpleNamespace(tags={"run_algorithm": "LightGBM"}, metrics=dict(metrics)))
         pipeline.status = "Completed"
+        if dataset_folder is not None:
+            self.run_evaluate(pipeline_job, model_folder, dataset_folder)
         return automl
+
+    def run_evaluate(self, pipeline_job: str, challenger: Path, dataset_folder: Path) -> Any:
+        """The evaluate step as the cluster runs it: the command line with its inputs mounted, `python` in a new
+        process whose only source of `shared` is the uploaded code folder; MLflow is a local store holding the
+        pipeline's run and the step's (the step's names the pipeline's as `mlflow.rootRunId`, as Azure ML does).
+        A failing step fails the pipeline job with the step's last output as its error."""
+        from mlflow.tracking import MlflowClient
+
+        pipeline = self.jobs.get(pipeline_job)
+        command, code = self.jobs.commands[pipeline_job]["gate"]
+        work = Path(tempfile.mkdtemp(prefix=f"{pipeline_job}-evaluate-", dir=self.store))
+        mounts = {"challenger": challenger, "dataset": dataset_folder}
+        champion = pipeline.entity.inputs.get("champion_model")
+        if champion is not None and champion.path:
+            parts = str(champion.path).split("/")  # resolved on submit: .../models/<name>/versions/<version>
+            mounts["champion"] = self.models.files[(parts[-3], parts[-1])]
+        values = {f"${{{{inputs.{k}}}}}": str(v) for k, v in mounts.items()} | {"${{outputs.evaluation}}": str(work / "evaluation")}
+        argv = [values.get(arg, arg) for arg in shlex.split(command)]
+        assert all("${{" not in a for a in argv), f"an input the fake does not mount: {argv}"
+        assert argv[:2] == ["python", "-m"], argv
+        tracking = _workspace_tracking()
+        client = MlflowClient(tracking)
+        experiment = client.create_experiment(work.name)
+        root = client.create_run(experiment, run_name=pipeline_job).info.run_id
+        step = client.create_run(experiment, run_name="gate", tags={"mlflow.rootRunId": root, "mlflow.parentRunId": root}).info.run_id
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTHONPATH", "BANKOPS_"))}
+        env |= {"PYTHONPATH": str(code), "MLFLOW_TRACKING_URI": tracking, "MLFLOW_RUN_ID": step}
+        done = subprocess.run([sys.executable, *argv[1:]], cwd=code, env=env, capture_output=True, text=True, timeout=300,
+                              check=False)
+        if done.returncode != 0:
+            pipeline.status, pipeline.error = "Failed", (done.stderr or done.stdout)[-2000:]
+            return pipeline
+        pipeline.tags.update({k: v for k, v in client.get_run(root).data.tags.items() if k.startswith("bankops_")})
+        self.jobs.outputs[(pipeline_job, "evaluation")] = work / "evaluation"
+        return pipeline
+
+
+_TRACKING: list[str] = []
+
+
+def _workspace_tracking() -> str:
+    """One local MLflow store per test session for the evaluate steps (creating one costs seconds)."""
+    if not _TRACKING:
+        _TRACKING.append(f"sqlite:///{Path(tempfile.mkdtemp(prefix='fake-azureml-mlflow-')) / 'mlflow.db'}")
+    return _TRACKING[0]
+
+
+def mount_dataset(datasets: Any, dataset: Any, folder: Path) -> Path:
+    """The folder an `mltable` input of a dataset version mounts as: the files AzureDatasetStore writes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data.csv").write_bytes(datasets.read(dataset))
+    (folder / "holdout.json").write_text(json.dumps([int(i) for i in datasets.holdout(dataset)]))
+    return folder
 
 
 def until_settled(step: Callable[[], Any], settle: Callable[[], None], attempts: int = 4) -> Any:

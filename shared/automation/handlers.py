@@ -16,7 +16,7 @@ import pandas as pd
 
 from shared.adapters.local.trainer import LocalTrainer
 from shared.automation.eventgrid import normalize_etag
-from shared.automation.gate import decide
+from shared.automation.gate import GateDecision, decide
 from shared.automation.messages import (
     BatchArrived,
     DataArrived,
@@ -39,8 +39,10 @@ from shared.ports import (
     DatasetStore,
     Datastore,
     Deployer,
+    JudgesRunsRemotely,
     ModelRegistry,
     RegistersRunModels,
+    RunDecision,
     RunLookup,
     RunTracker,
     Trainer,
@@ -289,10 +291,14 @@ def _model_of_run(auto: Automation, event: RunCompleted) -> tuple[str, str]:
 def on_run_completed(auto: Automation, event: RunCompleted) -> dict[str, Any]:
     champion = auto.registry.alias(CHAMPION)
     challenger, dataset_ref = _model_of_run(auto, event)
-    name, _, version = dataset_ref.partition(":")
-    dataset = auto.datasets.get(name, int(version) if version else None)
-    decision = decide(challenger=challenger, champion=champion.version if champion else None, dataset=dataset,
-                      datasets=auto.datasets, registry=auto.registry, tolerance=auto.settings.gate_tolerance, floors=auto.floors)
+    decision: GateDecision | RunDecision
+    if not event.model_version and isinstance(auto.registry, JudgesRunsRemotely):  # judged in Azure ML's evaluate step
+        decision = auto.registry.decision_of_run(event.run_id, challenger=challenger, champion=champion.version if champion else None)
+    else:
+        name, _, version = dataset_ref.partition(":")
+        dataset = auto.datasets.get(name, int(version) if version else None)
+        decision = decide(challenger=challenger, champion=champion.version if champion else None, dataset=dataset,
+                          datasets=auto.datasets, registry=auto.registry, tolerance=auto.settings.gate_tolerance, floors=auto.floors)
     auto.on_event("gate", {"deploy": decision.deploy})
     log.info("gate: %s", decision.reason)
     if not decision.deploy:

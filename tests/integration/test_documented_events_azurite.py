@@ -104,8 +104,12 @@ def test_a_failed_pipeline_run_is_a_failed_retrain_in_the_status(auto: Automatio
     from tests.azure_fakes import FakeMLClient
     from tests.azure_run_fakes import StrictClient, StrictRuns
 
+    from shared.adapters.azure.batch import staged_code
+
     fake = FakeMLClient(store=tmp_path / "ws")
-    submitted = fake.jobs.create_or_update(training_pipeline(auto.settings, "azureml:bankmarketing:2", dataset_ref="bankmarketing:2"))
+    with staged_code() as code:  # the evaluate step's code folder, as AzureTrainer stages it for a submit
+        submitted = fake.jobs.create_or_update(training_pipeline(auto.settings, "azureml:bankmarketing:2",
+                                                                 dataset_ref="bankmarketing:2", code=code))
     fake.jobs.jobs[submitted.name].status = "Failed"
     auto.run_lookup = AzureRunLookup(StrictClient(fake), StrictRuns(fake.runs))
     [event] = event_fixtures.load("run_status_changed_pipeline_failed.eventgrid")

@@ -31,7 +31,7 @@ from shared.mlflow_model import example_frame
 from shared.training.pipeline import TrainingRequest
 from tests import event_fixtures, samples
 from tests.automation_fakes import InMemoryDatastore
-from tests.azure_fakes import FakeMLClient, until_settled
+from tests.azure_fakes import FakeMLClient, mount_dataset, until_settled
 from tests.contract.conftest import tiny_model
 from tests.fakes import InMemoryDatasetStore, InMemoryRunTracker
 
@@ -51,6 +51,15 @@ class FakeCredential:
 def azure_settings(tmp_path: Path) -> Settings:
     return load_settings(home=tmp_path / "home", azureml_max_nodes=6, automl_timeout_minutes=45, automl_onnx_compatible=True,
                          azureml_compute="cpu-cluster-6")
+
+
+@pytest.fixture
+def code() -> Any:
+    """The evaluate step's code folder, as AzureTrainer stages it for a submit."""
+    from shared.adapters.azure.batch import staged_code
+
+    with staged_code() as folder:
+        yield folder
 
 
 @pytest.fixture
@@ -74,13 +83,13 @@ def _register_data_asset(fake: FakeMLClient, version: str) -> None:
                                     path=f"azureml://datastores/bankops/paths/bankmarketing/h{version}/"))
 
 
-def _frozen_schedule(settings: Settings) -> Any:
+def _frozen_schedule(settings: Settings, code: Path) -> Any:
     from azure.ai.ml.entities import CronTrigger, JobSchedule
 
     from shared.adapters.azure.trainer import SCHEDULE_NAME, training_pipeline
 
     return JobSchedule(name=SCHEDULE_NAME, trigger=CronTrigger(expression="0 2 * * *"),
-                       create_job=training_pipeline(settings, "azureml:bankmarketing:1", dataset_ref="bankmarketing:1"))
+                       create_job=training_pipeline(settings, "azureml:bankmarketing:1", dataset_ref="bankmarketing:1", code=code))
 
 
 class TestAutoMLPipeline:
@@ -109,7 +118,7 @@ class TestAutoMLPipeline:
         with pytest.raises(InvalidInput, match="cannot optimise 'log_loss'"):
             AzureTrainer(FakeMLClient(), azure_settings).train(TrainingRequest(dataset=dataset, metric="log_loss"))
 
-    def test_the_fake_refuses_jobs_the_sdk_refuses(self, azure_settings: Settings) -> None:
+    def test_the_fake_refuses_jobs_the_sdk_refuses(self, azure_settings: Settings, code: Path) -> None:
         """The SDK's own checks run on submit: `JobOperations._validate` looks the job's compute up (here in the
         fake workspace, which lacks it), and `@latest` of a data asset with no version cannot be resolved."""
         from azure.ai.ml.exceptions import ValidationException
@@ -117,15 +126,15 @@ class TestAutoMLPipeline:
         from shared.adapters.azure.trainer import training_pipeline
 
         fake = FakeMLClient()
-        job = training_pipeline(azure_settings, "azureml:bankmarketing:1", dataset_ref="bankmarketing:1")
+        job = training_pipeline(azure_settings, "azureml:bankmarketing:1", dataset_ref="bankmarketing:1", code=code)
         job.compute = "no-such-cluster"
         with pytest.raises(ValidationException, match="no-such-cluster"):
             fake.jobs.create_or_update(job)
         with pytest.raises(ResourceNotFoundError, match="bankmarketing"):
-            fake.jobs.create_or_update(training_pipeline(azure_settings, "azureml:bankmarketing@latest", dataset_ref="b"))
+            fake.jobs.create_or_update(training_pipeline(azure_settings, "azureml:bankmarketing@latest", dataset_ref="b", code=code))
         assert fake.jobs.submitted == []
 
-    def test_an_azureml_schedule_on_latest_trains_a_frozen_version(self, azure_settings: Settings) -> None:
+    def test_an_azureml_schedule_on_latest_trains_a_frozen_version(self, azure_settings: Settings, code: Path) -> None:
         """Why bankops publishes no JobSchedule: the SDK resolves `@latest` when the schedule is created."""
         from azure.ai.ml.entities import CronTrigger, JobSchedule
 
@@ -133,19 +142,20 @@ class TestAutoMLPipeline:
 
         fake = FakeMLClient()
         _register_data_asset(fake, "1")
-        job = training_pipeline(azure_settings, "azureml:bankmarketing@latest", dataset_ref="bankmarketing")
+        job = training_pipeline(azure_settings, "azureml:bankmarketing@latest", dataset_ref="bankmarketing", code=code)
         fake.schedules.begin_create_or_update(JobSchedule(name="s", trigger=CronTrigger(expression="0 2 * * *"), create_job=job))
         _register_data_asset(fake, "2")
         fake.schedules.fire("s")
         assert fake.jobs.submitted[-1].inputs["training_data"]._data.path.endswith("/data/azureml:bankmarketing/versions/1")
 
-    def test_the_daily_timer_trains_a_version_registered_after_publishing(self, azure_settings: Settings, tmp_path: Path) -> None:
+    def test_the_daily_timer_trains_a_version_registered_after_publishing(self, azure_settings: Settings, tmp_path: Path,
+                                                                          code: Path) -> None:
         """Defect 2: the next scheduled run trains the newest version, not the one newest at publish time."""
         from functions.daily_retrain import daily_retrain
         from functions.runtime import use
 
         fake = FakeMLClient()
-        fake.schedules.begin_create_or_update(_frozen_schedule(azure_settings))  # left by an older bankops
+        fake.schedules.begin_create_or_update(_frozen_schedule(azure_settings, code))  # left by an older bankops
         datasets = InMemoryDatasetStore()
         register_dataset(datasets, samples.csv_bytes(samples.stratified_sample(300, seed=1)), name="bankmarketing")
         answer = publish_pipeline(fake, azure_settings, newest=datasets.get("bankmarketing").ref)
@@ -277,14 +287,23 @@ def test_run_completed_registers_the_best_child_then_deploys_step_by_step(frame:
     auto = Automation(settings=settings, datasets=datasets, registry=registry, tracker=InMemoryRunTracker(),
                       datastore=InMemoryDatastore(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0),
                       deployer=AzureDeployer(fake, registry, endpoint_name="bankops-scoring", retry_after_s=0),
-                      trainer=AzureTrainer(fake, settings))
+                      trainer=AzureTrainer(fake, settings, registry=registry))
     control.retrain(auto, None)
     job = Worker(auto).run_once("training")
     assert job is not None and job.result["outcome"] == "submitted"
     frame_600 = pd.read_csv(io.BytesIO(datasets.read(dataset)))
     automl_run = fake.complete_automl(job.result["run_id"], automl_output(frame_600, tmp_path / "out" / "mlflow-model"),
-                                      {"AUC_weighted": 0.93, "accuracy": 0.91})
+                                      {"AUC_weighted": 0.93, "accuracy": 0.91},
+                                      dataset_folder=mount_dataset(datasets, dataset, tmp_path / "mounted"))
     pipeline_run = job.result["run_id"]
+    tags = fake.jobs.get(pipeline_run).tags  # what the evaluate step wrote on the pipeline run
+    assert tags["bankops_decision"] == "promote" and tags["bankops_champion"] == "none", tags
+    assert "is the first model" in tags["bankops_reason"] and 0.5 < float(tags["bankops_metric_AUC_weighted"]) <= 1
+
+    def no_loading(version: str) -> Any:
+        raise AssertionError(f"the function app loaded model v{version}: the gate and the smoke test must not need it")
+
+    registry.load = no_loading  # type: ignore[method-assign]
     # the documented events, naming the runs this pipeline made; runTags are the tags the trainer put on the job
     [step] = event_fixtures.load("run_completed_automl_step.eventgrid")
     step["data"] |= {"runId": automl_run, "runTags": step["data"]["runTags"] | {"azureml.pipelinerunid": pipeline_run}}

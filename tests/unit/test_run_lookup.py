@@ -26,8 +26,12 @@ def fake(tmp_path: Path) -> FakeMLClient:
 
 
 def _submit(fake: FakeMLClient, tmp_path: Path) -> str:
-    job = training_pipeline(load_settings(home=tmp_path / "home"), "azureml:bankmarketing:2", dataset_ref="bankmarketing:2")
-    return str(fake.jobs.create_or_update(job).name)
+    from shared.adapters.azure.batch import staged_code
+
+    with staged_code() as code:  # the evaluate step's code folder, as AzureTrainer stages it for a submit
+        job = training_pipeline(load_settings(home=tmp_path / "home"), "azureml:bankmarketing:2", dataset_ref="bankmarketing:2",
+                                code=code)
+        return str(fake.jobs.create_or_update(job).name)
 
 
 def _lookup(fake: FakeMLClient) -> AzureRunLookup:

@@ -4,11 +4,14 @@ Metrics are `metric.*` tags of a version, as in the local registry; aliases (cha
 are `alias.<name>` tags, moved with a tag update (Azure ML model versions take tag updates).
 `register_from_run` turns a finished AutoML job into a version: the best child run (tag
 `automl_best_child_run_id` of the parent, read through the workspace's MLflow endpoint), its
-MLflow model output `outputs/mlflow-model/`, and its metrics.
+MLflow model output `outputs/mlflow-model/`, and its metrics. `decision_of_run` reads the gate
+decision the pipeline's evaluate step tagged on the pipeline run (`bankops_decision`, ...), so
+the function app never loads an AutoML model to judge it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +25,7 @@ from shared import schema
 from shared.adapters.azure.run_lookup import AzureRunLookup
 from shared.errors import BackendUnavailable, NotFound
 from shared.model import BankMarketingModel
-from shared.ports import ModelVersion, RunLookup
+from shared.ports import ModelVersion, RunDecision, RunLookup
 
 METRIC_TAG = "metric."
 ALIAS_TAG = "alias."
@@ -123,11 +126,55 @@ class AzureModelRegistry:
         done = [m for m in self._models() if (m.tags or {}).get("pipeline_run") == run_id]
         if done:
             return self._version(done[0])
+        from shared.evaluation.azureml_evaluate import SMOKE_LABELS_TAG, SMOKE_P_YES_TAG
+
         found = (self.lookup or AzureRunLookup(self.ml, self.runs)).best_child(run_id)
+        judged = dict(self._pipeline_job(run_id).tags or {})  # the evaluate step's answers for the smoke test
         tags = {**{f"{METRIC_TAG}{k}": f"{v:.6g}" for k, v in sorted(found.metrics.items())}, "pipeline_run": run_id,
-                "automl_run": found.automl_run, "best_child_run": found.best_child_run, "dataset": found.dataset}
+                "automl_run": found.automl_run, "best_child_run": found.best_child_run, "dataset": found.dataset,
+                **{k: judged[k] for k in (SMOKE_LABELS_TAG, SMOKE_P_YES_TAG) if k in judged}}
         return self._create(f"azureml://jobs/{found.best_child_run}/{MLFLOW_OUTPUT}", tags,
                             f"best model of AutoML job {found.automl_run}")
+
+    def _pipeline_job(self, run_id: str) -> Any:
+        """The pipeline job `run_id` names, or the pipeline an AutoML step `run_id` ran in (its MLflow root run)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            job = self.ml.jobs.get(run_id)
+            if job.type != "pipeline" and self.runs is not None:
+                tags = self.runs.get_run(run_id).data.tags
+                parent = tags.get("mlflow.rootRunId") or tags.get("mlflow.parentRunId")
+                if parent and parent != run_id:
+                    job = self.ml.jobs.get(parent)
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"no Azure ML job named {run_id!r} (or its pipeline) in this workspace") from exc
+        return job
+
+    def decision_of_run(self, run_id: str, *, challenger: str, champion: str | None) -> RunDecision:
+        """The evaluate step's decision on the pipeline run's tags. It judged against the champion of submit time:
+        if the champion has moved since, or the challenger already is the champion, the answer is keep."""
+        from shared.evaluation.azureml_evaluate import CHAMPION_TAG, DECISION_TAG, METRIC_TAG, NO_CHAMPION, PROMOTE, REASON_TAG
+
+        job = self._pipeline_job(run_id)
+        tags = dict(job.tags or {})
+        decision = tags.get(DECISION_TAG)
+        if decision is None:
+            raise NotFound(f"pipeline job {job.name} carries no {DECISION_TAG} tag: its evaluate step did not finish; "
+                           "see the job in the Azure ML studio, then retrain")
+        metrics = {}
+        for key, value in tags.items():
+            if key.startswith(METRIC_TAG):
+                with contextlib.suppress(ValueError):
+                    metrics[key[len(METRIC_TAG):]] = float(value)
+        reason = tags.get(REASON_TAG, "")
+        judged = tags.get(CHAMPION_TAG, NO_CHAMPION)
+        if champion == challenger:
+            return RunDecision(False, f"v{challenger} is already the champion", metrics)
+        if judged != (champion or NO_CHAMPION):
+            return RunDecision(False, f"kept champion v{champion}: v{challenger} was judged against "
+                                      f"{'v' + judged if judged != NO_CHAMPION else 'no champion'}; retrain to judge it again", metrics)
+        return RunDecision(decision == PROMOTE, f"{reason} (judged in Azure ML by {job.name})", metrics)
 
     def get(self, version: str | None = None) -> ModelVersion:
         from azure.core.exceptions import ResourceNotFoundError

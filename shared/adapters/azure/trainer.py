@@ -1,7 +1,10 @@
-"""Trainer on Azure ML: an AutoML classification job inside a pipeline job, on a compute cluster.
+"""Trainer on Azure ML: a pipeline job of an AutoML classification step and an evaluate step, on a compute cluster.
 
-`train` submits and returns at once (model_version None): the workspace's RunCompleted event
-reaches `on_run_completed`, which asks the registry to register the best child's model. Every
+The evaluate step (`shared/evaluation/azureml_evaluate.py`, in the AutoML model's own
+environment) runs the local gate's rule on the dataset version's holdout, challenger against the
+champion of submit time, and tags the pipeline run with its decision. `train` submits and returns
+at once (model_version None): the workspace's RunCompleted event reaches `on_run_completed`, which
+registers the best child's model and reads the decision from the run's tags. Every
 submission names one dataset version (`azureml:<name>:<N>`), the newest when the request is
 handled. The daily retrain is the function app's `daily_retrain` timer, not an Azure ML
 JobSchedule: a schedule's `azureml:<name>@latest` input is resolved to a fixed version when the
@@ -13,12 +16,15 @@ instead (e.g. a v1 published pipeline endpoint of the reference project).
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared import schema
 from shared.config import Settings
 from shared.errors import BackendUnavailable, InvalidInput
-from shared.ports import TrainingSubmission
+from shared.ports import ModelRegistry, TrainingSubmission
 
 if TYPE_CHECKING:
     from shared.ports import TrainingRequest
@@ -26,6 +32,14 @@ if TYPE_CHECKING:
 AUTOML_METRICS = ("AUC_weighted", "accuracy", "average_precision_score_weighted", "norm_macro_recall", "precision_score_weighted")
 PIPELINE_NAME = "bankops_training"
 SCHEDULE_NAME = "bankops-daily-training"
+# the curated environment AutoML trains its classic models in: the one its best model loads in
+AUTOML_ENVIRONMENT = "azureml://registries/azureml/environments/AzureML-AutoML/labels/latest"
+EVALUATE_MODULE = "shared.evaluation.azureml_evaluate"
+
+
+def gate_floors(settings: Settings) -> dict[str, float]:
+    """The metric floors of the gate, as the composition root gives them to the local gate."""
+    return {"recall_yes": settings.gate_min_recall_yes} if settings.gate_min_recall_yes > 0 else {}
 
 
 def automl_step(settings: Settings, training_data: Any, *, metric: str, folds: int, dataset_ref: str) -> Any:
@@ -47,25 +61,54 @@ def automl_step(settings: Settings, training_data: Any, *, metric: str, folds: i
     return step
 
 
-def training_pipeline(settings: Settings, data_path: str, *, dataset_ref: str, metric: str | None = None,
-                      folds: int | None = None, reason: str = "manual") -> Any:
-    """A PipelineJob: AutoML on the MLTable at `data_path` (`azureml:<name>:<version>` or `azureml:<name>@latest`)."""
+def evaluate_step(settings: Settings, code: Path, *, dataset_ref: str, champion: str | None,
+                  floors: Mapping[str, float]) -> Any:
+    """The command component that runs the local gate on Azure ML (its code: the staged `shared` package)."""
+    from azure.ai.ml import Input, Output, command
+    from azure.ai.ml.constants import AssetTypes
+
+    args = [f"--dataset-ref {shlex.quote(dataset_ref)}", f"--tolerance {settings.gate_tolerance!r}",
+            *(f"--floor {shlex.quote(f'{k}={v!r}')}" for k, v in sorted(floors.items()))]
+    inputs = {"challenger": Input(type=AssetTypes.MLFLOW_MODEL), "dataset": Input(type=AssetTypes.MLTABLE)}
+    if champion:
+        args.append(f"--champion ${{{{inputs.champion}}}} --champion-version {shlex.quote(champion)}")
+        inputs["champion"] = Input(type=AssetTypes.MLFLOW_MODEL)
+    return command(
+        name="bankops_evaluate", display_name="gate: challenger vs champion on the holdout",
+        description="bankops: the local gate's rule (shared.automation.gate.decide) on the dataset version's holdout",
+        command=(f"python -m {EVALUATE_MODULE} --challenger ${{{{inputs.challenger}}}} --dataset ${{{{inputs.dataset}}}} "
+                 f"--output ${{{{outputs.evaluation}}}} " + " ".join(args)),
+        code=str(code), environment=AUTOML_ENVIRONMENT, inputs=inputs,
+        outputs={"evaluation": Output(type=AssetTypes.URI_FOLDER)},
+    )
+
+
+def training_pipeline(settings: Settings, data_path: str, *, dataset_ref: str, code: Path, champion: str | None = None,
+                      metric: str | None = None, folds: int | None = None, reason: str = "manual") -> Any:
+    """A PipelineJob: AutoML on the MLTable at `data_path` (`azureml:<name>:<version>`), then the evaluate
+    step against `champion` (a version of the registered model, or None for the first model)."""
     from azure.ai.ml import Input, dsl
     from azure.ai.ml.constants import AssetTypes
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="bankops: AutoML classification of the bank marketing data",
+    evaluate = evaluate_step(settings, code, dataset_ref=dataset_ref, champion=champion, floors=gate_floors(settings))
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="bankops: AutoML classification of the bank marketing data, then the gate",
                   default_compute=settings.azureml_compute)
-    def bankops_training(training_data):  # type: ignore[no-untyped-def]  # unannotated: dsl reads the signature
+    def bankops_training(training_data, champion_model=None):  # type: ignore[no-untyped-def]  # dsl reads the signature
         step = automl_step(settings, training_data, metric=metric or settings.primary_metric, folds=folds or settings.cv_folds,
                            dataset_ref=dataset_ref)
-        return {"best_model": step.outputs.best_model}
+        more = {"champion": champion_model} if champion else {}  # (inside dsl every parameter is a PipelineInput)
+        gate = evaluate(challenger=step.outputs.best_model, dataset=training_data, **more)
+        return {"best_model": step.outputs.best_model, "evaluation": gate.outputs.evaluation}
 
-    job = bankops_training(training_data=Input(type=AssetTypes.MLTABLE, path=data_path))
+    champion_input = {"champion_model": Input(type=AssetTypes.MLFLOW_MODEL, path=f"azureml:{settings.model_name}:{champion}")} \
+        if champion else {}
+    job = bankops_training(training_data=Input(type=AssetTypes.MLTABLE, path=data_path), **champion_input)
     job.experiment_name = settings.experiment_name
     job.display_name = f"bankops training on {dataset_ref}"
     # bankops_job/bankops_dataset: how on_run_completed recognises its own pipeline runs' events (README, Event Grid)
     job.tags = {"dataset": dataset_ref, "reason": reason[:200], "bankops.kind": "pipeline", "bankops_job": "training",
-                "bankops_dataset": dataset_ref}
+                "bankops_dataset": dataset_ref, "bankops_champion_at_submit": champion or "none"}
     return job
 
 
@@ -118,8 +161,16 @@ def fire_rest(url: str, credential: Any, experiment: str, *, http: Any = None) -
 
 
 class AzureTrainer:
-    def __init__(self, ml_client: Any, settings: Settings, *, credential: Any = None, http: Any = None) -> None:
-        self.ml, self.settings, self.credential, self.http = ml_client, settings, credential, http
+    def __init__(self, ml_client: Any, settings: Settings, *, registry: ModelRegistry | None = None, credential: Any = None,
+                 http: Any = None) -> None:
+        """`registry`: where the champion alias is read at submit time (the evaluate step's opponent)."""
+        self.ml, self.settings, self.registry, self.credential, self.http = ml_client, settings, registry, credential, http
+
+    def champion(self) -> str | None:
+        from shared.automation.handlers import CHAMPION
+
+        holder = self.registry.alias(CHAMPION) if self.registry is not None else None
+        return holder.version if holder else None
 
     def train(self, request: TrainingRequest) -> TrainingSubmission:
         if request.exclude_columns:
@@ -131,8 +182,11 @@ class AzureTrainer:
             run_id = fire_rest(self.settings.pipeline_rest_url, self.credential or credential(), self.settings.experiment_name,
                                http=self.http)
             return TrainingSubmission(run_id=run_id, dataset=dataset.ref, details={"via": "rest"})
-        job = training_pipeline(self.settings, f"azureml:{dataset.name}:{dataset.version}", dataset_ref=dataset.ref,
-                                metric=request.metric, folds=request.folds, reason=request.reason)
-        submitted = self.ml.jobs.create_or_update(job, experiment_name=self.settings.experiment_name)
+        from shared.adapters.azure.batch import staged_code
+
+        with staged_code() as code:  # uploaded by the SDK on submit, as the evaluate step's code
+            job = training_pipeline(self.settings, f"azureml:{dataset.name}:{dataset.version}", dataset_ref=dataset.ref, code=code,
+                                    champion=self.champion(), metric=request.metric, folds=request.folds, reason=request.reason)
+            submitted = self.ml.jobs.create_or_update(job, experiment_name=self.settings.experiment_name)
         return TrainingSubmission(run_id=submitted.name, dataset=dataset.ref,
                                   details={"via": "sdk", "status": str(submitted.status), "studio_url": str(submitted.studio_url or "")})
