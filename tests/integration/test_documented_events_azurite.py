@@ -99,12 +99,11 @@ def test_an_event_for_an_older_write_is_still_ignored(auto: Automation) -> None:
 
 def test_a_failed_pipeline_run_is_a_failed_retrain_in_the_status(auto: Automation, tmp_path: Path) -> None:
     """The pipeline bankops submitted fails on Azure ML; its RunStatusChanged is a failed retrain with the reason."""
+    from shared.adapters.azure.batch import staged_code
     from shared.adapters.azure.run_lookup import AzureRunLookup
     from shared.adapters.azure.trainer import training_pipeline
     from tests.azure_fakes import FakeMLClient
     from tests.azure_run_fakes import StrictClient, StrictRuns
-
-    from shared.adapters.azure.batch import staged_code
 
     fake = FakeMLClient(store=tmp_path / "ws")
     with staged_code() as code:  # the evaluate step's code folder, as AzureTrainer stages it for a submit
