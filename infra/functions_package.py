@@ -82,7 +82,8 @@ def index(app: Path, python: Path, *, extra_code: str = "") -> dict[str, list[di
     done = subprocess.run([str(python), "-c", INDEX + extra_code], cwd=app, env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"indexing function_app from the package failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[0])
+    indexed: dict[str, list[dict[str, object]]] = json.loads(done.stdout.strip().splitlines()[0])
+    return indexed
 
 
 def main() -> int:
