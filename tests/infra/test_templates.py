@@ -56,7 +56,7 @@ SUBSCRIPTIONS = {
 
 
 def parsed(path: Path) -> dict[str, Any]:
-    return BicepParser().parse(file_path=path)  # type: ignore[no-any-return]
+    return dict(BicepParser().parse(file_path=path))
 
 
 def code_settings() -> set[str]:

@@ -67,13 +67,18 @@ def staged_code() -> Iterator[Path]:
         yield Path(tmp)
 
 
+BATCH_EXTRAS = ("local", "models")
+
+
 def pip_requirements() -> list[str]:
-    """The package's own dependencies (no extras), plus azureml-core, which Azure ML's batch driver needs in the image."""
+    """The package's core and `local` dependencies (the scoring engine and the models' libraries; the function app's
+    `function` extra stays out), plus azureml-core, which Azure ML's batch driver needs in the image."""
     try:
         requires = md.requires("bankops") or []
     except md.PackageNotFoundError as exc:
         raise ConfigurationError("the batch environment is built from the installed bankops package: pip install '.[azure]'") from exc
-    return [r.split(";")[0].strip() for r in requires if "extra ==" not in r] + ["azureml-core"]
+    wanted = [r for r in requires if "extra ==" not in r or any(f'extra == "{e}"' in r for e in BATCH_EXTRAS)]
+    return [r.split(";")[0].strip() for r in wanted if not r.startswith("bankops")] + ["azureml-core"]
 
 
 def batch_environment() -> Any:
