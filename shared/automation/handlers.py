@@ -26,7 +26,6 @@ from shared.automation.messages import (
     Rollback,
     RunCompleted,
 )
-from shared.automation.work_queue import WorkQueue
 from shared.batch.blob import output_names, score_blob
 from shared.batch.scorer import BatchModel
 from shared.batch.scorer import prepare as prepare_batch_model
@@ -44,6 +43,7 @@ from shared.ports import (
     RegistersRunModels,
     RunTracker,
     Trainer,
+    WorkQueue,
 )
 from shared.training.pipeline import TrainingProgress, TrainingRequest
 
