@@ -75,16 +75,18 @@ class AzureWorkQueue:
     def from_settings(cls, settings: Settings, **options: Any) -> AzureWorkQueue:
         """Clients from `AzureWebJobsStorage` (a connection string) or its identity-based service URIs."""
         name = settings.work_queue
-        codec = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
         if settings.azure_web_jobs_storage is not None:
             conn = settings.azure_web_jobs_storage.get_secret_value()
-            queues = [QueueClient.from_connection_string(conn, q, **codec) for q in (name, poison_queue_name(name))]
+            queues = [QueueClient.from_connection_string(conn, q, message_encode_policy=TextBase64EncodePolicy(),
+                                                         message_decode_policy=TextBase64DecodePolicy())
+                      for q in (name, poison_queue_name(name))]
             tables = [TableClient.from_connection_string(conn, t) for t in (JOBS_TABLE, EVENTS_TABLE)]
         elif settings.web_jobs_queue_uri and settings.web_jobs_table_uri:
             from shared.adapters.azure.workspace import credential
 
             cred = credential()
-            queues = [QueueClient(settings.web_jobs_queue_uri, q, credential=cred, **codec) for q in (name, poison_queue_name(name))]
+            queues = [QueueClient(settings.web_jobs_queue_uri, q, credential=cred, message_encode_policy=TextBase64EncodePolicy(),
+                                  message_decode_policy=TextBase64DecodePolicy()) for q in (name, poison_queue_name(name))]
             tables = [TableClient(settings.web_jobs_table_uri, t, credential=cred) for t in (JOBS_TABLE, EVENTS_TABLE)]
         else:
             raise ConfigurationError("the azure work queue needs AzureWebJobsStorage (a connection string) or "
