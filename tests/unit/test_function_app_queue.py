@@ -98,3 +98,26 @@ def test_a_repeated_delivery_of_a_settled_job_does_nothing(auto: Automation) -> 
     job = auto.queue.get(job_id)
     assert job is not None and job.status == "dead" and job.attempts == 1
     assert len(list(auto.queue.poison.receive_messages(max_messages=5))) == 1
+
+
+def test_the_composition_root_builds_the_queue_of_each_backend(storage: AzuritePorts, tmp_path: Path) -> None:
+    from shared.adapters.local.work_queue import SqliteWorkQueue
+    from shared.bootstrap import AzureBackend, Backend
+    from tests.azure_fakes import FakeMLClient
+
+    local = Backend(load_settings(home=tmp_path / "local")).work_queue
+    assert isinstance(local, SqliteWorkQueue) and local.path == tmp_path / "local" / "queue.db"
+    settings = load_settings(home=tmp_path / "azure", backend="azure", datastore="azurite",
+                             azure_web_jobs_storage=storage.connection_string())
+    built = AzureBackend(settings, ml_client=FakeMLClient(store=tmp_path / "ws"), credential=object()).work_queue
+    assert isinstance(built, AzureWorkQueue)
+    assert (built.queue.queue_name, built.poison.queue_name) == ("bankops-work", "bankops-work-poison")
+    assert (built.jobs.table_name, built.events.table_name) == ("bankopsjobs", "bankopsevents")
+    assert not (tmp_path / "azure" / "queue.db").exists()  # nothing on a local disk
+
+
+def test_the_azure_queue_without_storage_settings_names_them(tmp_path: Path) -> None:
+    from shared.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="AzureWebJobsStorage__queueServiceUri"):
+        AzureWorkQueue.from_settings(load_settings(home=tmp_path, backend="azure"))
