@@ -37,7 +37,7 @@ def _azure(ports: AzuritePorts, **options: Any) -> Any:
     from shared.adapters.azure.work_queue import AzureWorkQueue
 
     tag = uuid.uuid4().hex[:10]
-    codec = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
+    codec: dict[str, Any] = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
     conn = ports.connection_string()
     queue = QueueClient.from_connection_string(conn, f"work-{tag}", **codec)
     poison = QueueClient.from_connection_string(conn, f"work-{tag}-poison", **codec)
@@ -94,7 +94,7 @@ def test_the_ledger_takes_each_event_key_once_and_queues_its_job(make_queue: Any
     assert queue.accept([(DataArrived(blob="incoming/a.csv", etag="1"), "blob:incoming/a.csv:1")]) == [False]  # redelivery
     assert queue.counts() == {"queued": 2}
     assert sorted(j.payload["blob"] for j in queue.recent(10)) == ["incoming/a.csv", "incoming/b.csv"]
-    names = {queue.claim("control").payload["blob"], queue.claim("control").payload["blob"]}  # type: ignore[union-attr]
+    names = {queue.claim("control").payload["blob"], queue.claim("control").payload["blob"]}
     assert names == {"incoming/a.csv", "incoming/b.csv"} and queue.claim("control") is None
 
 
@@ -136,7 +136,7 @@ def test_a_delivery_of_a_settled_job_does_nothing(make_queue: Any) -> None:
     assert started is not None and started.status == "running"
     queue.complete(job.job_id, {"outcome": "deployed"})
     assert queue.start(job.job_id) is None and queue.start("unknown") is None
-    assert queue.get(job.job_id).status == "done"  # type: ignore[union-attr]
+    assert queue.get(job.job_id).status == "done"
 
 
 def test_recent_lists_newest_first_and_by_kind(make_queue: Any) -> None:

@@ -61,7 +61,7 @@ def deliver(queue: AzureWorkQueue) -> int:
     count = 0
     for msg in list(queue.queue.receive_messages(visibility_timeout=60, max_messages=32)):
         request = QueueMessage(id=msg.id, body=msg.content.encode(), dequeue_count=msg.dequeue_count,
-                                    pop_receipt=msg.pop_receipt)
+                                    pop_receipt=msg.pop_receipt)  # type: ignore[no-untyped-call]
         FUNCTIONS["process_work"].get_user_function()(request)
         queue.queue.delete_message(msg)
         count += 1
