@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings, load_settings
 from shared.errors import ConfigurationError
-from shared.ports import BatchRunner, DatasetStore, Datastore, Deployer, ModelRegistry, RunLookup, RunTracker, Trainer
+from shared.ports import BatchRunner, DatasetStore, Datastore, Deployer, ModelRegistry, RunLookup, RunTracker, Trainer, WorkQueue
 
 if TYPE_CHECKING:
     from shared.automation.handlers import Automation
@@ -61,6 +61,13 @@ class Backend:
         from shared.serving.keys import KeyStore
 
         return LocalDeployer(ServingState(self.settings.paths.serving), self.registry, KeyStore.from_settings(self.settings))
+
+    @cached_property
+    def work_queue(self) -> WorkQueue:
+        """Jobs and the event ledger in SQLite under BANKOPS_HOME (WAL: one machine, a local disk)."""
+        from shared.adapters.local.work_queue import SqliteWorkQueue
+
+        return SqliteWorkQueue(self.settings.paths.root / "queue.db")
 
     @cached_property
     def trainer(self) -> Trainer | None:
@@ -146,6 +153,13 @@ class AzureBackend(Backend):
                              instance_count=s.instance_count, grace_minutes=s.deploy_grace_minutes)
 
     @cached_property
+    def work_queue(self) -> WorkQueue:
+        """Storage queue `bankops-work` and tables `bankopsjobs`/`bankopsevents` on AzureWebJobsStorage: no local disk."""
+        from shared.adapters.azure.work_queue import AzureWorkQueue
+
+        return AzureWorkQueue.from_settings(self.settings)
+
+    @cached_property
     def trainer(self) -> Trainer | None:
         from shared.adapters.azure.trainer import AzureTrainer
 
@@ -168,6 +182,9 @@ def missing_azure_settings(settings: Settings) -> list[str]:
         missing.append("BANKOPS_DATASTORE=azure (data and dataset files live in Blob Storage with the azure backend)")
     elif settings.datastore == "azure" and not (settings.storage_account_url or settings.storage_connection_string):
         missing.append("BANKOPS_STORAGE_ACCOUNT_URL or BANKOPS_STORAGE_CONNECTION_STRING")
+    if settings.azure_web_jobs_storage is None and not (settings.web_jobs_queue_uri and settings.web_jobs_table_uri):
+        missing.append("AzureWebJobsStorage, or AzureWebJobsStorage__queueServiceUri and __tableServiceUri "
+                       "(the work queue and job records)")
     return missing
 
 
@@ -192,7 +209,6 @@ def bootstrap(settings: Settings | None = None, **azure: Any) -> Backend:
 def build_automation(settings: Settings | None = None, backend: Backend | None = None, **extra: Any) -> Automation:
     """Everything the event handlers need, for the configured backend."""
     from shared.automation.handlers import Automation
-    from shared.automation.work_queue import WorkQueue
 
     backend = backend or bootstrap(settings)
     s = backend.settings
@@ -201,5 +217,5 @@ def build_automation(settings: Settings | None = None, backend: Backend | None =
     extra.setdefault("batch_runner", backend.batch_runner)
     extra.setdefault("run_lookup", backend.run_lookup)
     return Automation(settings=s, datasets=backend.datasets, registry=backend.registry, tracker=backend.tracker,
-                      datastore=backend.datastore, deployer=backend.deployer, queue=WorkQueue(s.paths.root / "queue.db"),
+                      datastore=backend.datastore, deployer=backend.deployer, queue=backend.work_queue,
                       floors=floors, **extra)

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
     )
     azure_web_jobs_storage: SecretStr | None = Field(None, validation_alias="AzureWebJobsStorage")
+    # identity-based AzureWebJobsStorage (decision 3): service URIs with DefaultAzureCredential instead of a connection string
+    web_jobs_queue_uri: str | None = Field(None, validation_alias="AzureWebJobsStorage__queueServiceUri")
+    web_jobs_table_uri: str | None = Field(None, validation_alias="AzureWebJobsStorage__tableServiceUri")
+    web_jobs_blob_uri: str | None = Field(None, validation_alias="AzureWebJobsStorage__blobServiceUri")
+    web_jobs_credential: str | None = Field(None, validation_alias="AzureWebJobsStorage__credential")
+    work_queue: str = Field("bankops-work", validation_alias="BANKOPS_WORK_QUEUE")
 
     # The azure backend (shared/adapters/azure): where data lives, and how Azure ML trains and serves.
     datastore: Literal["local", "azurite", "azure"] = Field("local", validation_alias="BANKOPS_DATASTORE")

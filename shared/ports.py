@@ -6,7 +6,7 @@ implement these, and pass the same contract tests; handler tests use in-memory f
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +17,7 @@ from shared.training.learners import LEARNERS
 if TYPE_CHECKING:
     import numpy as np
 
+    from shared.automation.messages import Message
     from shared.model import BankMarketingModel
 
 
@@ -375,3 +376,49 @@ class BatchRunner(Protocol):
         locally its boosters compiled to native code; on an Azure ML batch endpoint its deployment
         created and made the default (raises InProgress until it is ready). Answers what was done."""
         ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """One queued command or event and what became of it (the record a status page shows)."""
+
+    job_id: str
+    lane: str
+    kind: str
+    status: str  # queued | running | done | dead
+    attempts: int
+    created_at: str
+    updated_at: str
+    error: str
+    result: dict[str, Any]
+    payload: dict[str, Any]
+
+    @property
+    def message(self) -> Message:
+        from shared.automation.messages import from_dict
+
+        return from_dict(self.payload)
+
+
+class WorkQueue(Protocol):
+    """The durable work queue and the event ledger: triggers put and return fast, workers take jobs later.
+
+    `accept` takes a batch of (message, event key) whole: a key seen before is ignored, a new one is
+    queued, and no key is ever recorded without its job. `put(dedupe=...)` collapses into a job still
+    queued under that key (training requests). A job that keeps failing ends `dead` with its reason.
+    """
+
+    def accept(self, items: Sequence[tuple[Message, str]]) -> list[bool]: ...
+    def put(self, message: Message, *, dedupe: str | None = None) -> tuple[Job, bool]: ...
+    def claim(self, lane: str) -> Job | None: ...
+    def start(self, job_id: str) -> Job | None: ...
+    def complete(self, job_id: str, result: dict[str, Any] | None = None) -> None: ...
+    def annotate(self, job_id: str, result: dict[str, Any]) -> None: ...
+    def fail(self, job_id: str, error: str, *, retry: bool = True) -> Job: ...
+    def defer(self, job_id: str, delay_s: float, note: str) -> Job: ...
+    def recover(self) -> list[Job]: ...
+    def get(self, job_id: str) -> Job | None: ...
+    def recent(self, limit: int = 10, kind: str | None = None) -> list[Job]: ...
+    def dead_letters(self, limit: int = 20) -> tuple[list[Job], int]: ...
+    def counts(self) -> dict[str, int]: ...
+    def pending(self) -> int: ...

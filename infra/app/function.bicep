@@ -51,7 +51,6 @@ var settings = {
   BANKOPS_DATASTORE: 'azure'
   BANKOPS_STORAGE_ACCOUNT_URL: dataBlobEndpoint
   BANKOPS_WORK_QUEUE: 'bankops-work'
-  BANKOPS_WORK_SCHEDULE: '*/30 * * * * *'
   AZURE_SUBSCRIPTION_ID: subscription().subscriptionId
   AZURE_RESOURCE_GROUP: resourceGroup().name
   AZUREML_WORKSPACE_NAME: workspaceName

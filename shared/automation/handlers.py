@@ -28,7 +28,6 @@ from shared.automation.messages import (
     RunCompleted,
     RunFailed,
 )
-from shared.automation.work_queue import WorkQueue
 from shared.batch.files import HEADER_BYTES, check_header_bytes, output_names
 from shared.config import Settings, split_columns
 from shared.data_validation import ReadLimits, size_problem, validate_csv
@@ -47,6 +46,7 @@ from shared.ports import (
     RunTracker,
     Trainer,
     TrainingRequest,
+    WorkQueue,
 )
 from shared.training.pipeline import TrainingProgress
 from shared.untrusted_text import REASON_LIMIT, clip, escape, for_log, safe_file_name, shown

@@ -116,3 +116,12 @@ def from_dict(data: dict[str, Any]) -> Message:
     if kind not in MESSAGES:
         raise ValueError(f"unknown message kind {kind!r}; known: {', '.join(MESSAGES)}")
     return MESSAGES[kind](**values)
+
+
+LANES = {"RequestTraining": "training", "BatchArrived": "batch", "PrepareBatch": "batch"}
+DEFAULT_LANE = "control"
+
+
+def lane_of(kind: str) -> str:
+    """The worker lane a message kind runs in: training alone, batch files alone, the rest (deploys, data) together."""
+    return LANES.get(kind, DEFAULT_LANE)

@@ -12,8 +12,8 @@ import threading
 import time
 
 from shared.automation.handlers import HANDLERS, Automation
-from shared.automation.work_queue import Job
 from shared.errors import BankopsError, InProgress
+from shared.ports import Job
 
 log = logging.getLogger("bankops.worker")
 LANES = ("training", "control", "batch")
@@ -31,8 +31,15 @@ class Worker:
     def run_once(self, lane: str) -> Job | None:
         """Claim and run one job of `lane`; returns it, or None when the lane is empty."""
         job = self.auto.queue.claim(lane)
-        if job is None:
-            return None
+        return None if job is None else self._run(job)
+
+    def run_delivery(self, job_id: str) -> Job | None:
+        """Run the job a queue message names (the Azure queue trigger); None when it was already settled."""
+        job = self.auto.queue.start(job_id)
+        return None if job is None else self._run(job)
+
+    def _run(self, job: Job) -> Job | None:
+        lane = job.lane
         handler = HANDLERS[job.kind]
         self.busy[lane] = job.job_id
         log.info("job %s %s started (attempt %d)", job.job_id, job.kind, job.attempts)

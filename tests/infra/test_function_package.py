@@ -23,7 +23,7 @@ _spec.loader.exec_module(package)
 # CONTRACTS decision 1: every function and its trigger
 EXPECTED = {
     "on_data_arrived": "eventGridTrigger", "on_run_completed": "eventGridTrigger", "daily_retrain": "timerTrigger",
-    "process_work": "timerTrigger", "retrain": "httpTrigger", "redeploy": "httpTrigger", "rollback": "httpTrigger",
+    "process_work": "queueTrigger", "retrain": "httpTrigger", "redeploy": "httpTrigger", "rollback": "httpTrigger",
     "status": "httpTrigger", "run": "httpTrigger", "events": "httpTrigger",
 }
 TRAINERS = {"flaml", "lightgbm", "xgboost", "catboost", "onnxruntime", "lleaves", "llvmlite", "matplotlib", "pyarrow"}

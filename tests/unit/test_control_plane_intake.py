@@ -26,6 +26,7 @@ from shared.automation.handlers import Automation, accept_event
 from shared.automation.messages import DataArrived, Deploy
 from shared.automation.work_queue import WorkQueue
 from shared.config import load_settings
+from shared.errors import PayloadTooLarge
 from tests.automation_fakes import FakeDeployer, InMemoryDatastore
 from tests.azurite import free_port
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
@@ -76,7 +77,7 @@ class TestBatchWholeOrNothing:
         assert auto.queue.counts() == {"queued": 2000}
 
     def test_more_events_than_event_grid_ever_batches_is_a_413(self, auto: Automation) -> None:
-        with pytest.raises(control.PayloadTooLarge):
+        with pytest.raises(PayloadTooLarge):
             control.events(auto, [blob_created(f"e{i}", "a.csv") for i in range(control.MAX_EVENTS + 1)])
         assert auto.queue.counts() == {}
 
@@ -129,7 +130,7 @@ class TestBodyLimits:
         assert client.post("/api/retrain", json={"ExperimentName": "bankmarketing"}).status_code == 202
 
 
-def test_a_queue_write_that_waits_does_not_hold_other_requests(auto: Automation) -> None:
+def test_a_queue_write_that_waits_does_not_hold_other_requests(auto: Automation, tmp_path: Path) -> None:
     """While SQLite's write lock is held elsewhere, a retrain waits for it; /metrics must answer meanwhile."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_control_app(auto, key_ok=lambda key: key == KEY), host="127.0.0.1",
@@ -143,7 +144,7 @@ def test_a_queue_write_that_waits_does_not_hold_other_requests(auto: Automation)
                 break
             threading.Event().wait(0.05)
         assert server.started
-        lock = sqlite3.connect(auto.queue.path, isolation_level=None)
+        lock = sqlite3.connect(tmp_path / "queue.db", isolation_level=None)  # the fixture's queue file
         lock.execute("BEGIN IMMEDIATE")  # another writer holds the queue
         answers: list[httpx.Response] = []
         waiting = threading.Thread(target=lambda: answers.append(
