@@ -17,13 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-import psutil  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.atomic_files import write_atomically
 from shared.errors import CorruptState
-
-START_TOLERANCE_S = 0.05  # a process's start time as psutil computes it, twice, differs by rounding only
+from shared.processes import still_running, this_process
 
 
 def _now() -> str:
@@ -38,14 +36,6 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def process_started(pid: int) -> float | None:
-    """When process `pid` started (seconds since the epoch), or None when there is no such process."""
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
 
 
 class _StateFile(BaseModel):
@@ -81,8 +71,8 @@ class ServerInfo(_StateFile):
 
     @classmethod
     def of_this_process(cls, *, host: str, port: int, workers: int, home: Path) -> ServerInfo:
-        pid = os.getpid()
-        return cls(pid=pid, host=host, port=port, workers=workers, home=str(home), process_started=process_started(pid) or 0.0)
+        pid, started = this_process()
+        return cls(pid=pid, host=host, port=port, workers=workers, home=str(home), process_started=started)
 
     @property
     def url(self) -> str:
@@ -90,8 +80,7 @@ class ServerInfo(_StateFile):
 
     def is_running(self) -> bool:
         """True only while process `pid` is the very process that wrote this file (not a later one with its pid)."""
-        started = process_started(self.pid)
-        return started is not None and abs(started - self.process_started) <= START_TOLERANCE_S
+        return still_running(self.pid, self.process_started)
 
 
 Model = TypeVar("Model", bound=_StateFile)
