@@ -51,6 +51,12 @@ class ConfigurationError(BankopsError):
     code = "configuration_error"
 
 
+class CorruptState(BankopsError):
+    """A state file under $BANKOPS_HOME that cannot be read; the message names it and how to repair it."""
+
+    code = "corrupt_state"
+
+
 class BackendUnavailable(BankopsError):
     code = "backend_unavailable"
 
@@ -76,6 +82,7 @@ HTTP_STATUS: dict[str, int] = {
     Conflict.code: 409,
     ConfigurationError.code: 500,
     BackendUnavailable.code: 503,
+    CorruptState.code: 503,
     InProgress.code: 202,
     BankopsError.code: 500,
 }

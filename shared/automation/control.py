@@ -10,7 +10,7 @@ from typing import Any
 from shared.automation import eventgrid
 from shared.automation.handlers import CHAMPION, Automation, request_training
 from shared.automation.messages import Deploy, Rollback
-from shared.errors import InvalidInput, NotFound, PayloadTooLarge
+from shared.errors import BankopsError, InvalidInput, NotFound, PayloadTooLarge
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # Event Grid batches stay under 1 MB (one event may be 1 MB): room to spare
 MAX_DEPTH = 32  # the deepest documented payload (a blob or run event) nests 4 levels
@@ -94,14 +94,17 @@ def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]
     from shared.monitoring.availability import summary
 
     champion = auto.registry.alias(CHAMPION)
-    serving = auto.deployer.current()
+    try:
+        serving, serving_error = auto.deployer.current(), None
+    except BankopsError as exc:  # a bad state file: the status says which and what to do, instead of failing whole
+        serving, serving_error = None, str(exc)
     recent = auto.queue.recent(10)
     dead, dead_total = auto.queue.dead_letters(DEAD_LETTERS_SHOWN)
     return {
         "champion": {"model_version": champion.version, "metrics": dict(champion.metrics), "dataset": champion.tags.get("dataset")}
         if champion else None,
         "endpoint": {"serving_version": serving, "healthy": serving is not None,
-                     "availability": summary(auto.settings.paths.logs)},
+                     "availability": summary(auto.settings.paths.logs), **({"error": serving_error} if serving_error else {})},
         "next_retrain": next_schedule,
         "schedule": auto.settings.retrain_schedule,
         "queue": auto.queue.counts(),

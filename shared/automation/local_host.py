@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import uvicorn
 
+from shared.adapters.local.tracking import MlflowTracker
 from shared.automation.control_app import create_control_app
 from shared.automation.handlers import CHAMPION, Automation, request_training
 from shared.automation.schedule import RetrainSchedule
@@ -232,6 +233,10 @@ class LocalHost:
         """Start everything; returns what happens next ("serving" or "training")."""
         self.lock.acquire()
         self.keys.ensure()
+        if isinstance(self.auto.tracker, MlflowTracker):
+            interrupted = self.auto.tracker.end_interrupted()
+            if interrupted:
+                log.warning("ended %d MLflow run(s) left RUNNING by a stopped process as FAILED", len(interrupted))
         champion = self.auto.registry.alias(CHAMPION)
         if champion is not None:
             self.scoring.start(champion.version)

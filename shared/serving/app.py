@@ -78,6 +78,8 @@ def decode_records(raw: bytes, max_records: int, columns: Sequence[str] = schema
     budget = max_records * WIDTH + ENVELOPE_KEYS
     keys = over_key_budget(raw, budget)
     if keys is not None:
+        if raw.count(b"{") - 1 > max_records:  # objects (an upper bound) besides the envelope: too many records
+            raise ContractError(413, f"more than {max_records} records in one request: split the request")
         raise ContractError(422, f"the body holds {keys:,} or more fields, more than {max_records:,} records of {WIDTH} features "
                             "can: remove the unknown fields")
     try:

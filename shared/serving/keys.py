@@ -4,14 +4,16 @@ They live in `$BANKOPS_HOME/keys/keys.json` (folder 0700, file 0600), generated 
 each regenerable alone. `BANKOPS_PRIMARY_KEY`, `BANKOPS_SECONDARY_KEY` and `BANKOPS_FUNCTION_KEY`
 override the stored ones. The file is always replaced atomically, so a reader sees the old keys
 or the new ones; the scoring workers notice a change by one `stat` per request. Key values are
-compared with `hmac.compare_digest` and never appear in logs or error messages.
+compared with `hmac.compare_digest` and never appear in logs or error messages. The file is
+validated when read: a bad one is a `CorruptState` naming it and what to do (a scoring worker
+keeps the keys it had), and temporary copies a killed writer left behind are removed under the lock.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hmac
-import json
+import logging
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -21,10 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from shared.atomic_files import write_atomically
-from shared.errors import Conflict, InvalidInput
+from shared.atomic_files import remove_leftovers, write_atomically
+from shared.errors import Conflict, CorruptState, InvalidInput
+
+log = logging.getLogger("bankops.keys")
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -37,6 +41,16 @@ ENV_NAMES = {"primary": "BANKOPS_PRIMARY_KEY", "secondary": "BANKOPS_SECONDARY_K
 def new_key() -> str:
     """256 random bits, URL-safe (what Azure ML keys carry, in a different alphabet)."""
     return secrets.token_urlsafe(32)
+
+
+class KeysFile(BaseModel):
+    """keys/keys.json: no missing, extra or empty key."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    primary: str
+    secondary: str
+    function: str
+    updated_at: str
 
 
 @dataclass(frozen=True)
@@ -66,20 +80,29 @@ class KeyStore:
         with open(self.folder / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
+                remove_leftovers(self.path)  # a writer killed mid-write left its copy: it holds every key
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _read(self) -> dict[str, str]:
+        """The stored keys ({} before the first start); raises CorruptState for a bad file."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return {}
-        return {k: str(data[k]) for k in ALL_KEYS if isinstance(data.get(k), str) and data[k]}
+        try:
+            stored = KeysFile.model_validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            reason = "not valid JSON" if first["type"] == "json_invalid" else f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+            raise CorruptState(f"{self.path} is not a valid keys file ({reason}); restore it from a backup, or delete it "
+                               "to generate new keys (every client then needs the new ones: `bankops keys show`)") from None
+        return {k: v for k in ALL_KEYS if (v := getattr(stored, k))}
 
     def _write(self, keys: Mapping[str, str]) -> None:
-        body = dict(keys) | {"updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        write_atomically(self.path, json.dumps(body, indent=2).encode(), mode=0o600)
+        body = KeysFile(**{k: keys[k] for k in ALL_KEYS}, updated_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        write_atomically(self.path, body.model_dump_json(indent=2).encode(), mode=0o600)
 
     def ensure(self) -> None:
         """Generate whichever stored key is missing (first start); existing keys are kept."""
@@ -141,8 +164,11 @@ class KeyChecker:
         except FileNotFoundError:
             stamp = (0, 0, 0)
         if stamp != self._stamp:
-            self._keys = self.store.scoring_keys()
             self._stamp = stamp
+            try:
+                self._keys = self.store.scoring_keys()
+            except CorruptState as exc:  # keep the keys in force: a broken file must not lock every client out
+                log.error("%s; the service keeps the keys it had", exc)
 
     def check(self, authorization: str | None) -> bool:
         """True when the header is `Bearer <a current scoring key>`."""

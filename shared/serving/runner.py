@@ -84,7 +84,7 @@ def serve(settings: Settings, *, version: str | None, port: int, workers: int, a
     state = ServingState(settings.paths.serving)
     state.write_deployment(chosen, reason="serve")
     os.environ["BANKOPS_HOME"] = str(settings.paths.root)  # the workers read the same home
-    info = ServerInfo(pid=os.getpid(), host=HOST, port=port, workers=workers)
+    info = ServerInfo.of_this_process(host=HOST, port=port, workers=workers, home=settings.paths.root)
     state.write_server(info)
     logging.getLogger("bankops.serving").info("serving model v%s on %s with %d worker(s)", chosen, info.url, workers)
     options: dict[str, Any] = uvicorn_options(settings.http_header_timeout_s, settings.http_max_connections)

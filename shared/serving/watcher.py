@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 
+from shared.errors import CorruptState
 from shared.serving.deployment import ServingState, WorkerReport
 from shared.serving.served import ServedModel
 
@@ -90,7 +91,13 @@ class ModelSlot:
         if stamp == self._stamp:
             return
         self._stamp = stamp
-        deployment = self.state.deployment()
+        try:
+            deployment = self.state.deployment()
+        except CorruptState as exc:  # keep serving what it serves; the report and the log say why
+            self.error = str(exc)
+            log.error("worker %d keeps v%s: %s", self.pid, self.current.version if self.current else "-", self.error)
+            self.report(force=True)
+            return
         if deployment is None or (self.current and deployment.model_version == self.current.version):
             self.error = self.failed_version = None
             self.report(force=True)

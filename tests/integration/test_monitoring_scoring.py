@@ -54,15 +54,18 @@ def request_log(svc: Service) -> list[dict]:
 
 
 def force_failure(svc: Service) -> httpx.Response:
-    """One real 500: the keys file is unreadable JSON for one request, then put back."""
+    """One real 500: the keys file is a folder for one request (a bad but readable file keeps the old keys), then put back."""
     path = svc.home / "keys" / "keys.json"
     original = path.read_bytes()
     headers = svc.headers()
     try:
-        path.write_bytes(b"{ not json")
+        path.unlink()
+        path.mkdir()
         return httpx.post(f"{svc.url}/score", json={"data": endpoint_records()}, headers=headers, timeout=30)
     finally:
+        path.rmdir()
         path.write_bytes(original)
+        path.chmod(0o600)
 
 
 def test_known_traffic_moves_each_metric_by_the_expected_amount_and_the_failure_is_visible_everywhere(svc: Service) -> None:

@@ -292,7 +292,7 @@ def test_deployer_without_a_service_only_marks_the_version(state: ServingState, 
 def test_deployer_restores_the_previous_version_when_a_worker_cannot_load(state: ServingState, store: KeyStore) -> None:
     deployer = LocalDeployer(state, FakeRegistry(), store, timeout_s=5)  # type: ignore[arg-type]
     state.write_deployment("1")
-    state.write_server(ServerInfo(pid=os.getpid(), host="127.0.0.1", port=1, workers=1))
+    state.write_server(ServerInfo.of_this_process(host="127.0.0.1", port=1, workers=1, home=state.folder))
     state.write_report(WorkerReport(pid=os.getpid(), model_version="1", error="could not load model v2: boom", failed_version="2"))
     with pytest.raises(BankopsError, match="boom"):
         deployer.deploy("2")

@@ -72,3 +72,9 @@ def test_input_data_with_an_integer_index_is_scored() -> None:
     columns = list(EXAMPLE_RECORDS[0])
     body = {"input_data": {"columns": columns, "data": [list(r.values()) for r in EXAMPLE_RECORDS], "index": [7, 8]}}
     assert len(decode_records(orjson.dumps(body), 10)) == 2
+
+
+def test_too_many_records_is_still_413_when_counted_before_decoding() -> None:
+    with pytest.raises(ContractError) as caught:
+        decode_records(orjson.dumps({"data": [EXAMPLE_RECORDS[0]] * 11}), 10)
+    assert caught.value.status == 413

@@ -1,4 +1,8 @@
-"""RunTracker on MLflow: nested runs in the SQLite tracking store under $BANKOPS_HOME."""
+"""RunTracker on MLflow: nested runs in the SQLite tracking store under $BANKOPS_HOME.
+
+Each run records the process that runs it (pid and start time), so a run left RUNNING by a process
+killed mid-way (kill -9, a power cut) is recognised on the next start and ended as FAILED.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from shared.errors import NotFound
 from shared.ports import RunReport, TrialRecord
+from shared.processes import still_running, this_process
 
 _MAX_PARAM = 500
 
@@ -50,8 +55,25 @@ class MlflowTracker:
     @contextmanager
     def run(self, name: str, *, tags: Mapping[str, str] | None = None) -> Iterator[str]:
         nested = mlflow.active_run() is not None
-        with mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {}), experiment_id=self.experiment_id) as run:
+        pid, started = this_process()
+        owner = {"bankops.pid": str(pid), "bankops.process_started": repr(started)}
+        with mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {}) | owner, experiment_id=self.experiment_id) as run:
             yield run.info.run_id
+
+    def end_interrupted(self) -> list[str]:
+        """End as FAILED every RUNNING run whose process is gone (or unknown); returns their ids."""
+        ended = []
+        for run in self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=5000):
+            tags = run.data.tags
+            try:
+                alive = still_running(int(tags["bankops.pid"]), float(tags["bankops.process_started"]))
+            except (KeyError, ValueError):
+                alive = False
+            if not alive:
+                self.client.set_tag(run.info.run_id, "bankops.interrupted", "its process ended before the run did")
+                self.client.set_terminated(run.info.run_id, "FAILED")
+                ended.append(run.info.run_id)
+        return ended
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         mlflow.log_params(_clip(params))
