@@ -28,6 +28,7 @@ import joblib
 import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
+from mlflow.pyfunc.model import PythonModel
 
 from shared import schema
 from shared.model import BankMarketingModel
@@ -39,7 +40,7 @@ CODE_MODULES: Final = ("__init__.py", "openmp.py", "errors.py", "schema.py", "fe
 BASE_REQUIREMENTS: Final = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "joblib", "cloudpickle")
 
 
-class BankMarketingPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class BankMarketingPyfunc(PythonModel):
     """pyfunc adapter: loads the pickled model once, predicts per call."""
 
     def load_context(self, context: Any) -> None:

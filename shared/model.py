@@ -69,3 +69,10 @@ class BankMarketingModel:
         """`prediction` ("yes"/"no") and `probability_yes` for each row, in order."""
         p = self.predict_proba(frame)
         return pd.DataFrame({"prediction": self.label(p), "probability_yes": p}, index=frame.index)
+
+
+def input_columns(model: object) -> tuple[str, ...]:
+    """The features a loaded model reads: its encoder's columns; all of them for a model without
+    one (an Azure AutoML model, which featurizes the 20 fields itself)."""
+    encoder = getattr(model, "encoder", None)
+    return tuple(encoder.columns) if isinstance(encoder, FeatureEncoder) else schema.FEATURES

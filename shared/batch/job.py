@@ -24,6 +24,7 @@ from shared.batch.sink import atomic_output, csv_line, scored_lines, write_lines
 from shared.batch.source import CHUNK_BYTES, Chunk, CsvChunks
 from shared.batch.validate import CheckedRows, check_rows
 from shared.errors import InvalidInput
+from shared.model import input_columns
 
 Progress = Callable[[int, int], None]  # (input bytes read, rows read)
 
@@ -71,7 +72,7 @@ class _Prepared:
 
 
 def _prepare(model: BatchModel, chunk: Chunk) -> _Prepared:
-    checked = check_rows(chunk.table, model.model.encoder.columns)
+    checked = check_rows(chunk.table, input_columns(model.model))
     rows = np.flatnonzero(checked.ok)
     return _Prepared(chunk, checked, rows, model.matrix(checked, rows))
 
@@ -133,7 +134,7 @@ def score_stream(model: BatchModel, source: BinaryIO, sink: BinaryIO, rejects: B
     """
     options = options or BatchOptions()
     started = time.monotonic()
-    chunks = CsvChunks(source, options.chunk_bytes, model.model.encoder.columns)  # raises on a wrong header, before any output
+    chunks = CsvChunks(source, options.chunk_bytes, input_columns(model.model))  # raises on a wrong header, before any output
     sink.write(csv_line([*chunks.columns, *OUTPUT_COLUMNS]).encode())
     output = _Output(model, sink, rejects, chunks.columns, options, progress)
     prepared = (_prepare(model, chunk) for chunk in chunks)

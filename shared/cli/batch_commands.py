@@ -57,6 +57,7 @@ def batch_score(
     from shared.batch.files import HEADER_BYTES, check_header_bytes
     from shared.batch.job import BatchOptions, rejects_path, score_file
     from shared.batch.scorer import BatchModel
+    from shared.model import input_columns
 
     _, backend = backend_for(home)
     output = output or input_csv.with_name(f"{input_csv.stem}.predictions.csv")
@@ -66,7 +67,7 @@ def batch_score(
     console.print(f"scoring {input_csv} with {backend.settings.model_name} v{version}")
     with input_csv.open("rb") as head:
         # a wrong file fails at once, before the model is prepared; it must hold the columns this version uses
-        check_header_bytes(head.read(HEADER_BYTES), backend.registry.load(version).encoder.columns)
+        check_header_bytes(head.read(HEADER_BYTES), input_columns(backend.registry.load(version)))
     model = BatchModel.load(backend.registry, version)
     if input_csv.stat().st_size >= PREPARE_BYTES:
         with console.status(f"preparing v{version}: compiling its trees to native code (seconds, once per version; cached)"):

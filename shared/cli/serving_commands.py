@@ -106,13 +106,14 @@ def swagger(
 ) -> None:
     """Export the OpenAPI (Swagger) document of the scoring endpoint (a served model's own is at GET /swagger.json)."""
     from shared import schema
+    from shared.model import input_columns
     from shared.serving.openapi import openapi_document
 
     settings = load_settings(home=home)
     columns: tuple[str, ...] = schema.FEATURES
     version = "1"
     if model_version is not None:
-        columns = tuple(backend_for(home)[1].registry.load(model_version).encoder.columns)
+        columns = input_columns(backend_for(home)[1].registry.load(model_version))
         version = model_version
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(openapi_document(settings.scoring_max_records, version, columns), indent=2) + "\n",

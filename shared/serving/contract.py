@@ -57,7 +57,7 @@ def records_adapter(columns: tuple[str, ...] = schema.FEATURES) -> TypeAdapter[A
                               for name in schema.FEATURES}
     record = TypedDict("Record", fields)  # type: ignore[misc]
     record.__pydantic_config__ = ConfigDict(extra="forbid", title="Record")  # type: ignore[attr-defined]
-    return TypeAdapter(list[record])  # type: ignore[valid-type]
+    return TypeAdapter(list[record])
 
 # The two records of tests/fixtures/endpoint_records.json: the examples of the docs and `bankops test-endpoint`.
 EXAMPLE_RECORDS: list[dict[str, Any]] = [
@@ -183,7 +183,7 @@ def record_schema(columns: Sequence[str] = schema.FEATURES) -> dict[str, Any]:
     """JSON schema of one record for a model using `columns` (OpenAPI 3.0 compatible), with a
     description per kind. Only those columns are shown: the other known fields are ignored."""
     used = model_columns(columns)
-    record = RECORDS.json_schema()["$defs"]["Record"]
+    record: dict[str, Any] = RECORDS.json_schema()["$defs"]["Record"]
     record["properties"] = {name: prop for name, prop in record["properties"].items() if name in used}
     record["required"] = list(used)
     for name, prop in record["properties"].items():
