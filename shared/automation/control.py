@@ -56,7 +56,7 @@ def job_status(auto: Automation, job_id: str) -> dict[str, Any]:
 
 
 def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]:
-    from shared.monitoring.alerts import status_view
+    from shared.monitoring.alerts import pipeline_verdicts, status_view
     from shared.monitoring.availability import summary
 
     champion = auto.registry.alias(CHAMPION)
@@ -79,6 +79,7 @@ def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]
                        for j in auto.queue.recent(10, kind="BatchArrived")],
         "dead_letters": [{"Id": j.job_id, "kind": j.kind, "error": j.error} for j in auto.queue.recent(50) if j.status == "dead"],
         "alerts": status_view(auto.settings.paths.logs),
+        "pipeline_rules": pipeline_verdicts(auto),  # retrain_failed, retrain_stuck, model_stale, data_stale, metric_out_of_range now
     }
 
 
