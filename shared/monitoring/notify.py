@@ -5,7 +5,9 @@ accept (Markdown-ish text: rule, state, value, threshold, what to look at, a das
 Delivery runs in its own daemon thread from a bounded backlog: the evaluator only enqueues, so a
 slow or failing receiver never blocks it; when the backlog is full the oldest message is dropped
 (and counted). Each message is retried with backoff (tenacity) on connection errors, 429 and 5xx.
-The URL is a secret (it carries the webhook's token): it is never logged or put in an error.
+The URL is a secret (it carries the webhook's token): it is never logged or put in an error, httpx's
+own request log line for it is dropped, and the POST is not traced by OpenTelemetry (Application
+Insights would keep its URL as a dependency).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -23,6 +25,28 @@ from tenacity import RetryError, retry, retry_if_exception_type, stop_after_atte
 log = logging.getLogger("bankops.alerts.notify")
 BACKLOG = 100
 RETRIED_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class _HideUrl(logging.Filter):
+    """Drops httpx's `HTTP Request: POST <url> ...` lines for the webhook's URL."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.url not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _untraced() -> Iterator[None]:
+    try:
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+    except ImportError:  # no OpenTelemetry: nothing traces the call
+        yield
+        return
+    with suppress_instrumentation():
+        yield
 
 
 class _Retryable(Exception):
@@ -57,6 +81,9 @@ class WebhookNotifier:
         self.dashboard_url = dashboard_url
         self._backlog: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=backlog)
         self._client = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
+        self._hide = _HideUrl(url)
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).addFilter(self._hide)
         self.delivered = self.failed = self.dropped = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,7 +110,8 @@ class WebhookNotifier:
 
     def _post(self, body: dict[str, Any]) -> None:
         try:
-            answer = self._client.post(self._url, json=body)
+            with _untraced():
+                answer = self._client.post(self._url, json=body)
         except httpx.HTTPError as exc:  # the exception's text can hold the URL: keep only its kind
             raise _Retryable(type(exc).__name__) from None
         if answer.status_code in RETRIED_STATUS:
@@ -134,6 +162,8 @@ class WebhookNotifier:
                 self._backlog.put(None, timeout=timeout_s)
             self._thread.join(timeout_s)
         self._client.close()
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).removeFilter(self._hide)
 
 
 def from_settings(settings: Any, dashboard_url: str | None = None) -> WebhookNotifier | None:
