@@ -465,7 +465,10 @@ class AlertEvaluator:
         """`counter` is the control plane's `bankops_alerts` Counter (labels rule, state) and `gauge` its
         `bankops_alert_firing` Gauge (label rule), if any; `pipeline` reads the pipeline's state at a
         time (without it the pipeline rules are not judged); `notify` takes each transition event
-        (the webhook notifier: it must return at once)."""
+        (the webhook notifier: it must return at once). Without `pipeline` this evaluator judges the
+        scoring rules only."""
+        if pipeline is None:
+            rules = rules.model_copy(update={"enabled": rules.enabled - set(PIPELINE_RULES)})
         self.rules, self.logs, self.baseline_of, self.interval_s = rules, logs, baseline_of, interval_s
         self.counter, self.gauge, self.pipeline, self.notify = counter, gauge, pipeline, notify
         logs.mkdir(parents=True, exist_ok=True)

@@ -83,8 +83,10 @@ def schedule_interval(expression: str, now: datetime) -> float | None:
 
 
 def training_runs(jobs: Iterable[Any]) -> list[RunRecord]:
-    """The training runs among queue jobs (any order), newest first."""
-    ordered = sorted(jobs, key=lambda j: (j.created_at, j.job_id))
+    """The training runs among queue jobs (newest first, as `WorkQueue.recent` lists them), newest first.
+
+    Jobs are ordered by `created_at`; jobs of the same second keep the queue's order."""
+    ordered = sorted(list(jobs)[::-1], key=lambda j: str(j.created_at))
     ends: dict[str, Any] = {}  # run_id -> the job that ended it
     for job in ordered:
         run_id = job.result.get("run_id") or job.payload.get("run_id")

@@ -83,7 +83,7 @@ def test_the_old_recall_floor_is_an_alias_and_the_stricter_floor_wins(tmp_path: 
 # --- the run history from job records ---------------------------------------------------------------
 def test_local_runs_from_their_training_jobs() -> None:
     t = NOW - timedelta(hours=3)
-    runs = training_runs([
+    runs = training_runs([  # oldest first here: the order comes from created_at
         job("a", "RequestTraining", "done", t, result={"outcome": "trained", "started_at": iso(t - timedelta(minutes=2)),
                                                        "budget_s": 60, "trials": 40, "model_version": "1"}),
         job("b", "RequestTraining", "dead", t + timedelta(hours=1), error="RuntimeError: the trainer broke"),
