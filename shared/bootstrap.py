@@ -212,10 +212,11 @@ def build_automation(settings: Settings | None = None, backend: Backend | None =
 
     backend = backend or bootstrap(settings)
     s = backend.settings
-    floors = {"recall_yes": s.gate_min_recall_yes} if s.gate_min_recall_yes > 0 else {}
+    from shared.monitoring.ranges import MetricRanges
+
     extra.setdefault("trainer", backend.trainer)
     extra.setdefault("batch_runner", backend.batch_runner)
     extra.setdefault("run_lookup", backend.run_lookup)
     return Automation(settings=s, datasets=backend.datasets, registry=backend.registry, tracker=backend.tracker,
                       datastore=backend.datastore, deployer=backend.deployer, queue=backend.work_queue,
-                      floors=floors, **extra)
+                      ranges=MetricRanges.from_settings(s), **extra)

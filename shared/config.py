@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(256, ge=1, validation_alias="BANKOPS_HTTP_MAX_CONNECTIONS")
     availability_probe_s: float = Field(30.0, gt=0, validation_alias="BANKOPS_AVAILABILITY_PROBE_SECONDS")
     # Alerts (shared/monitoring/alerts.py): which rules run, their thresholds, and how much data they need.
-    alert_rules: str = Field("failure_rate,p95_latency,availability,drift", validation_alias="BANKOPS_ALERT_RULES")
+    alert_rules: str = Field("failure_rate,latency_p95,availability,prediction_drift,retrain_failed,retrain_stuck,"
+                             "model_stale,data_stale,metric_out_of_range", validation_alias="BANKOPS_ALERT_RULES")
     alert_interval_s: float = Field(60.0, gt=0, validation_alias="BANKOPS_ALERT_INTERVAL_SECONDS")
     alert_window: str = Field("15m", validation_alias="BANKOPS_ALERT_WINDOW")
     alert_min_requests: int = Field(20, ge=1, validation_alias="BANKOPS_ALERT_MIN_REQUESTS")
@@ -85,6 +86,15 @@ class Settings(BaseSettings):
     alert_availability: float = Field(0.99, ge=0, le=1, validation_alias="BANKOPS_ALERT_AVAILABILITY")
     alert_min_probes: int = Field(3, ge=1, validation_alias="BANKOPS_ALERT_MIN_PROBES")
     alert_drift_min_records: int = Field(200, ge=1, validation_alias="BANKOPS_ALERT_DRIFT_MIN_RECORDS")
+    # Pipeline rules: a run in progress longer than STUCK_FACTOR x its budget + its usual step time is stuck; no
+    # successful retrain (or no new data) for STALE_FACTOR x the RETRAIN_SCHEDULE interval is stale.
+    alert_stuck_factor: float = Field(3.0, gt=0, validation_alias="BANKOPS_ALERT_STUCK_FACTOR")
+    alert_stale_factor: float = Field(2.0, gt=0, validation_alias="BANKOPS_ALERT_STALE_FACTOR")
+    # Floors and ceilings of holdout metrics for the gate and the metric_out_of_range rule (shared/monitoring/ranges.py),
+    # e.g. AUC_weighted>=0.93,recall_yes>=0.45,log_loss<=0.30; BANKOPS_GATE_MIN_RECALL_YES is an alias for recall_yes>=.
+    metric_ranges: str = Field("", validation_alias="BANKOPS_METRIC_RANGES")
+    # Firing and resolved alerts are POSTed here as {"text": ...} (Teams and Slack incoming webhooks); never logged.
+    alert_webhook_url: SecretStr | None = Field(None, validation_alias="BANKOPS_ALERT_WEBHOOK_URL")
 
     primary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_PRIMARY_KEY")
     secondary_key: SecretStr | None = Field(None, validation_alias="BANKOPS_SECONDARY_KEY")

@@ -224,6 +224,7 @@ class RunDecision:
     deploy: bool
     reason: str
     challenger: Mapping[str, float] = field(default_factory=dict)
+    outside: tuple[str, ...] = ()  # the metrics outside their range (BANKOPS_METRIC_RANGES), when that kept it out
 
 
 def iter_ports() -> Iterator[type]:

@@ -90,7 +90,7 @@ def job_status(auto: Automation, job_id: str) -> dict[str, Any]:
 
 
 def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]:
-    from shared.monitoring.alerts import status_view
+    from shared.monitoring.alerts import pipeline_verdicts, status_view
     from shared.monitoring.availability import summary
 
     champion = auto.registry.alias(CHAMPION)
@@ -118,6 +118,7 @@ def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]
         "dead_letters": [{"Id": j.job_id, "kind": j.kind, "updated_at": j.updated_at, "error": j.error[:500]} for j in dead],
         "dead_letters_total": dead_total,
         "alerts": status_view(auto.settings.paths.logs),
+        "pipeline_rules": pipeline_verdicts(auto),  # retrain_failed, retrain_stuck, model_stale, data_stale, metric_out_of_range now
     }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from shared import schema
 from shared.dataset_registration import load_frame
+from shared.monitoring.ranges import MetricRanges
 from shared.ports import DatasetStore, DatasetVersion, ModelRegistry
 from shared.training.evaluate import holdout_metrics
 
@@ -23,6 +24,7 @@ class GateDecision:
     reason: str
     challenger: Mapping[str, float] = field(default_factory=dict)
     champion: Mapping[str, float] = field(default_factory=dict)
+    outside: tuple[str, ...] = ()  # the metrics outside their ranges that kept the challenger out
 
 
 def _score(registry: ModelRegistry, version: str, frame: object, y: np.ndarray) -> dict[str, float]:
@@ -38,16 +40,19 @@ def decide(
     datasets: DatasetStore,
     registry: ModelRegistry,
     tolerance: float = 0.002,
-    floors: Mapping[str, float] | None = None,
+    ranges: MetricRanges | None = None,
 ) -> GateDecision:
-    """Deploy when there is no champion, or the challenger's AUC_weighted is within `tolerance`
-    of the champion's (or better) and every metric in `floors` is at least its floor."""
+    """Deploy when every holdout metric of the challenger is within its range (`BANKOPS_METRIC_RANGES`)
+    and there is no champion, or the challenger's AUC_weighted is within `tolerance` of the champion's
+    (or better). A model kept out by a range is named with the metric, its value and the bound."""
     frame = load_frame(datasets, dataset).iloc[datasets.holdout(dataset)].reset_index(drop=True)
     y = (frame[schema.TARGET] == schema.POSITIVE).to_numpy(dtype=np.int64)
     ch = _score(registry, challenger, frame, y)
-    low = [f"{k} {ch[k]:.4f} < floor {v:.4f}" for k, v in (floors or {}).items() if ch.get(k, 0.0) < v]
-    if low:
-        return GateDecision(False, f"v{challenger} kept out: {'; '.join(low)}", ch)
+    outside = (ranges or MetricRanges()).outside(ch)
+    if outside:
+        return GateDecision(False, f"v{challenger} kept out: {'; '.join(o.reason for o in outside)} "
+                                   f"on the holdout of {dataset.ref} (BANKOPS_METRIC_RANGES)", ch,
+                            outside=tuple(o.metric for o in outside))
     if champion is None:
         return GateDecision(True, f"v{challenger} is the first model: deployed (AUC_weighted {ch['AUC_weighted']:.4f})", ch)
     if champion == challenger:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -33,6 +34,7 @@ from shared.config import Settings, split_columns
 from shared.data_validation import ReadLimits, size_problem, validate_csv
 from shared.dataset_registration import content_hash, load_frame, register_dataset
 from shared.errors import BankopsError, Conflict, InvalidDataset, NotFound
+from shared.monitoring.ranges import MetricRanges
 from shared.ports import (
     BatchRunner,
     DatasetStore,
@@ -71,7 +73,7 @@ class Automation:
     trainer: Trainer | None = None  # default: the pipeline in this process
     batch_runner: BatchRunner | None = None  # default: batch files scored in this process (azure: an Azure ML batch job)
     run_lookup: RunLookup | None = None  # azure: reads finished Azure ML runs (why one failed)
-    floors: Mapping[str, float] = field(default_factory=dict)
+    ranges: MetricRanges = field(default_factory=MetricRanges)  # BANKOPS_METRIC_RANGES: the gate's floors and ceilings
     on_event: Callable[[str, dict[str, Any]], None] = lambda _kind, _data: None
 
 
@@ -247,15 +249,19 @@ def on_request_training(auto: Automation, command: RequestTraining, job_id: str 
                               reason=command.reason)
     trainer = auto.trainer or LocalTrainer(datasets=auto.datasets, registry=auto.registry, tracker=auto.tracker,
                                            progress=auto.progress)
+    # started_at and budget_s: what the retrain_stuck rule and the dashboard's run durations read
+    timing = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "budget_s": s.automl_budget_s if s.backend == "local" else s.automl_timeout_minutes * 60.0}
     if job_id:
-        auto.queue.annotate(job_id, {"dataset": dataset.ref})
+        auto.queue.annotate(job_id, {"dataset": dataset.ref, **timing})
     run = trainer.train(request)
     if run.model_version is None:  # runs elsewhere (Azure ML): its RunCompleted event comes later
         auto.on_event("pipeline_run", {"status": "submitted"})
-        return {"outcome": "submitted", "run_id": run.run_id, "dataset": run.dataset}
+        return {"outcome": "submitted", "run_id": run.run_id, "dataset": run.dataset, **timing}
     auto.queue.put(RunCompleted(run_id=run.run_id, model_version=run.model_version, dataset=run.dataset))
     auto.on_event("pipeline_run", {"status": "completed", "model_version": run.model_version})
-    return {"outcome": "trained", "run_id": run.run_id, "model_version": run.model_version, "dataset": run.dataset, **run.details}
+    return {"outcome": "trained", "run_id": run.run_id, "model_version": run.model_version, "dataset": run.dataset, **timing,
+            **run.details}
 
 
 def _deploy_with_smoke_test(auto: Automation, version: str, reason: str) -> dict[str, Any]:
@@ -298,11 +304,12 @@ def on_run_completed(auto: Automation, event: RunCompleted) -> dict[str, Any]:
         name, _, version = dataset_ref.partition(":")
         dataset = auto.datasets.get(name, int(version) if version else None)
         decision = decide(challenger=challenger, champion=champion.version if champion else None, dataset=dataset,
-                          datasets=auto.datasets, registry=auto.registry, tolerance=auto.settings.gate_tolerance, floors=auto.floors)
+                          datasets=auto.datasets, registry=auto.registry, tolerance=auto.settings.gate_tolerance, ranges=auto.ranges)
     auto.on_event("gate", {"deploy": decision.deploy})
     log.info("gate: %s", decision.reason)
     if not decision.deploy:
-        return {"outcome": "kept_champion", "reason": decision.reason, "model_version": challenger}
+        return {"outcome": "kept_champion", "reason": decision.reason, "model_version": challenger,
+                **({"outside_range": list(decision.outside)} if decision.outside else {})}
     return _deploy_with_smoke_test(auto, challenger, decision.reason) | {"gate": decision.reason}
 
 

@@ -30,10 +30,11 @@ from shared.automation.watcher import IncomingWatcher
 from shared.automation.worker import Worker
 from shared.config import Settings
 from shared.errors import BackendUnavailable, Conflict
-from shared.monitoring import telemetry
+from shared.monitoring import notify, telemetry
 from shared.monitoring.alerts import AlertEvaluator, AlertRules, registry_baselines
 from shared.monitoring.availability import AvailabilityProbe
 from shared.monitoring.metrics import ControlMetrics
+from shared.monitoring.pipeline_state import observe_pipeline
 from shared.ports import SmokeResult
 from shared.serving.client import ScoringClient
 from shared.serving.connection_limits import uvicorn_options
@@ -212,8 +213,11 @@ class LocalHost:
         self.metrics = ControlMetrics()
         self.metrics.attach(auto)
         self.probe = AvailabilityProbe(lambda: self.scoring.url if self.scoring.came_up else None, s.paths.logs, s.availability_probe_s)
+        self.notifier = notify.from_settings(s, dashboard_url=f"http://{HOST}:{control_port}/dashboard")
         self.alerts = AlertEvaluator(AlertRules.from_settings(s), s.paths.logs, registry_baselines(auto.registry),
-                                     interval_s=s.alert_interval_s, counter=self.metrics.alerts)
+                                     interval_s=s.alert_interval_s, counter=self.metrics.alerts, gauge=self.metrics.alert_firing,
+                                     pipeline=lambda now: observe_pipeline(auto, now),
+                                     notify=self.notifier.notify if self.notifier else None)
         app = create_control_app(auto, key_ok=self._function_key_ok, next_schedule=self._next_schedule, metrics=self.metrics)
         telemetry.instrument_app(app)
         self.control = uvicorn.Server(uvicorn.Config(app, host=HOST, port=control_port, log_level="warning", access_log=False,
@@ -284,6 +288,8 @@ class LocalHost:
 
     def stop(self) -> None:
         self.alerts.stop()
+        if self.notifier:
+            self.notifier.stop(5)
         self.probe.stop()
         self.schedule.stop()
         self.watcher.stop()

@@ -27,8 +27,9 @@ import numpy as np
 from shared import schema
 from shared.automation.gate import GateDecision, decide
 from shared.data_validation import validate_csv
-from shared.errors import BankopsError, InvalidInput, NotFound
+from shared.errors import BankopsError, ConfigurationError, InvalidInput, NotFound
 from shared.model import BankMarketingModel
+from shared.monitoring.ranges import MetricRanges
 from shared.ports import DatasetVersion, ModelVersion
 
 DECISION_TAG, REASON_TAG, CHAMPION_TAG, METRIC_TAG = "bankops_decision", "bankops_reason", "bankops_champion", "bankops_metric_"
@@ -124,14 +125,14 @@ class MountedModels:
 
 
 def evaluate(*, challenger: Path, dataset: Path, dataset_ref: str, champion: Path | None = None, champion_version: str = "",
-             tolerance: float = 0.002, floors: Mapping[str, float] | None = None) -> GateDecision:
+             tolerance: float = 0.002, ranges: MetricRanges | None = None) -> GateDecision:
     """The local gate's decision for the challenger folder against the champion folder (if any)."""
     if (champion is None) != (not champion_version):
         raise InvalidInput("give the champion's folder and its version together, or neither")
     folders = {CHALLENGER: challenger, **({champion_version: champion} if champion is not None else {})}
     store = MountedDataset(dataset, dataset_ref)
     return decide(challenger=CHALLENGER, champion=champion_version or None, dataset=store.version, datasets=store,
-                  registry=MountedModels(folders), tolerance=tolerance, floors=floors)
+                  registry=MountedModels(folders), tolerance=tolerance, ranges=ranges)
 
 
 def smoke_expectations(challenger: Path) -> dict[str, str]:
@@ -172,14 +173,11 @@ def tag_pipeline_run(tags: Mapping[str, str]) -> str:
     return str(pipeline)
 
 
-def _floor(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
+def _ranges(text: str) -> MetricRanges:
     try:
-        if not sep or not name:
-            raise ValueError(text)
-        return name, float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a floor is METRIC=VALUE (e.g. recall_yes=0.45), not {text!r}") from None
+        return MetricRanges.parse(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,11 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--champion", type=Path, help="the champion's MLflow folder")
     parser.add_argument("--champion-version", default="", help="the champion's registered version")
     parser.add_argument("--tolerance", type=float, default=0.002)
-    parser.add_argument("--floor", type=_floor, action="append", default=[], help="METRIC=VALUE the challenger must reach")
+    parser.add_argument("--ranges", type=_ranges, default=MetricRanges(),
+                        help="BANKOPS_METRIC_RANGES, e.g. AUC_weighted>=0.93,recall_yes>=0.45,log_loss<=0.30")
     parser.add_argument("--output", type=Path, required=True, help="folder for decision.json")
     args = parser.parse_args(argv)
     decision = evaluate(challenger=args.challenger, dataset=args.dataset, dataset_ref=args.dataset_ref, champion=args.champion,
-                        champion_version=args.champion_version, tolerance=args.tolerance, floors=dict(args.floor))
+                        champion_version=args.champion_version, tolerance=args.tolerance, ranges=args.ranges)
     tags = decision_tags(decision, args.champion_version) | smoke_expectations(args.challenger)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "decision.json").write_text(json.dumps(

@@ -1,21 +1,34 @@
-"""Alerts: rules over the request log, the availability probes and the prediction mix.
+"""Alerts: rules over the request log, the availability probes, the prediction mix and the pipeline.
 
-Four rules, each judged over the last `BANKOPS_ALERT_WINDOW` and only with enough data to judge:
+Four scoring rules, each judged over the last `BANKOPS_ALERT_WINDOW` and only with enough data to judge:
 
 - `failure_rate`: the share of `/score` requests that failed (status >= 400, as Application Insights
   counts them) is above `BANKOPS_ALERT_FAILURE_RATE`, with at least `BANKOPS_ALERT_MIN_REQUESTS`;
-- `p95_latency`: the p95 response time of `/score` is above `BANKOPS_ALERT_P95_MS` (same minimum);
+- `latency_p95`: the p95 response time of `/score` is above `BANKOPS_ALERT_P95_MS` (same minimum);
 - `availability`: the share of probes that found the service up is below `BANKOPS_ALERT_AVAILABILITY`,
   with at least `BANKOPS_ALERT_MIN_PROBES` probes;
-- `drift`: the share of "yes" among the records the served version scored (at least
+- `prediction_drift`: the share of "yes" among the records the served version scored (at least
   `BANKOPS_ALERT_DRIFT_MIN_RECORDS`) is outside the range seen on its holdout (the interval the
   training pipeline registers with the version), beyond the live share's own sampling noise (its
   99% Wilson interval does not overlap the holdout range).
 
+Five pipeline rules, over the training runs, the registry and the datasets (`pipeline_state`):
+
+- `retrain_failed`: the newest finished training run failed or ended as a dead letter;
+- `retrain_stuck`: a run in progress for longer than `BANKOPS_ALERT_STUCK_FACTOR` x its AutoML budget
+  plus the time its other steps usually take;
+- `model_stale` / `data_stale`: no successful retrain / no new dataset version for
+  `BANKOPS_ALERT_STALE_FACTOR` x the interval of `RETRAIN_SCHEDULE`;
+- `metric_out_of_range`: a holdout metric of the newest registered version is outside its range
+  (`BANKOPS_METRIC_RANGES`, the gate's ranges).
+
 `evaluate` is pure (rules + observations -> states); `AlertEvaluator` runs it periodically under
 `bankops up` and, when a rule starts or stops firing, appends an event to `logs/alerts.jsonl`, logs
-a line on the `bankops.alerts` logger (so the control-plane log and Application Insights get it)
-and counts `bankops_alerts_total{rule,state}`. `status_view` is what `/api/status` shows; it reads
+a line `alert firing: <rule>: ...` / `alert resolved: <rule>: ...` on the `bankops.alerts` logger with
+the rule, state, value and threshold as `extra` (the control-plane log, and Application Insights'
+customDimensions, where the Azure Monitor alert rules match them), counts
+`bankops_alerts_total{rule,state}`, sets `bankops_alert_firing{rule}`, and hands the event to the
+webhook notifier (which delivers it off this thread). `status_view` is what `/api/status` shows; it reads
 the files, so `bankops status` works without the host.
 """
 
@@ -36,10 +49,15 @@ from shared.atomic_files import write_atomically
 from shared.errors import ConfigurationError, InvalidInput, NotFound
 from shared.monitoring import availability
 from shared.monitoring.monitor import failed, parse_window, percentile
+from shared.monitoring.pipeline_state import PipelineObservations, RunRecord
+from shared.monitoring.ranges import MetricRanges
 from shared.monitoring.request_log import read_entries
 
 log = logging.getLogger("bankops.alerts")
-RULES = ("failure_rate", "p95_latency", "availability", "drift")
+SCORING_RULES = ("failure_rate", "latency_p95", "availability", "prediction_drift")
+PIPELINE_RULES = ("retrain_failed", "retrain_stuck", "model_stale", "data_stale", "metric_out_of_range")
+RULES = SCORING_RULES + PIPELINE_RULES
+ALIASES = {"p95_latency": "latency_p95", "drift": "prediction_drift"}  # the names before the pipeline rules
 EVENTS_FILE = "alerts.jsonl"
 STATE_FILE = "alerts-state.json"
 SCORE_ROUTE = "/score"
@@ -59,11 +77,15 @@ class AlertRules(BaseModel):
     availability: float = Field(0.99, ge=0, le=1)
     min_probes: int = Field(3, ge=1)
     drift_min_records: int = Field(200, ge=1)
+    stuck_factor: float = Field(3.0, gt=0)
+    stale_factor: float = Field(2.0, gt=0)
+    ranges: MetricRanges = Field(default_factory=MetricRanges)
 
     @classmethod
     def from_settings(cls, settings: Any) -> AlertRules:
         """The rules the BANKOPS_ALERT_* settings describe; a wrong name or window says which setting."""
-        enabled = frozenset(r.strip() for r in str(settings.alert_rules).split(",") if r.strip())
+        named = (r.strip() for r in str(settings.alert_rules).split(",") if r.strip())
+        enabled = frozenset(ALIASES.get(r, r) for r in named)
         unknown = sorted(enabled - set(RULES))
         if unknown:
             raise ConfigurationError(f"BANKOPS_ALERT_RULES names unknown rules {unknown}; the rules are {', '.join(RULES)}")
@@ -74,7 +96,8 @@ class AlertRules(BaseModel):
         return cls(enabled=enabled, window_s=window.total_seconds(), min_requests=settings.alert_min_requests,
                    failure_rate=settings.alert_failure_rate, p95_ms=settings.alert_p95_ms,
                    availability=settings.alert_availability, min_probes=settings.alert_min_probes,
-                   drift_min_records=settings.alert_drift_min_records)
+                   drift_min_records=settings.alert_drift_min_records, stuck_factor=settings.alert_stuck_factor,
+                   stale_factor=settings.alert_stale_factor, ranges=MetricRanges.from_settings(settings))
 
 
 class Baseline(BaseModel):
@@ -106,6 +129,7 @@ class Observations(BaseModel):
     records: int = 0  # records it scored in the window
     predicted_yes: int = 0
     baseline: Baseline | None = None
+    pipeline: PipelineObservations | None = None  # None: the pipeline rules are not judged (no pipeline state given)
 
 
 class AlertState(BaseModel):
@@ -160,11 +184,11 @@ def _failure_rate(rules: AlertRules, o: Observations, span: str) -> AlertState:
 
 def _p95_latency(rules: AlertRules, o: Observations, span: str) -> AlertState:
     if o.requests < rules.min_requests or o.p95_ms is None:
-        return _too_few_requests("p95_latency", rules.p95_ms, rules, o, span)
+        return _too_few_requests("latency_p95", rules.p95_ms, rules, o, span)
     if o.p95_ms <= rules.p95_ms:
-        return AlertState(rule="p95_latency", state="ok", value=o.p95_ms, threshold=rules.p95_ms,
+        return AlertState(rule="latency_p95", state="ok", value=o.p95_ms, threshold=rules.p95_ms,
                           message=f"p95 of /score was {o.p95_ms:.1f} ms over {o.requests} requests in the last {span}")
-    return AlertState(rule="p95_latency", state="firing", value=o.p95_ms, threshold=rules.p95_ms,
+    return AlertState(rule="latency_p95", state="firing", value=o.p95_ms, threshold=rules.p95_ms,
                       message=f"p95 of /score was {o.p95_ms:.1f} ms over {o.requests} requests in the last {span} "
                               f"(threshold {rules.p95_ms:g} ms): check the records per request and the machine's load "
                               f"(`bankops monitor`), and add workers (`bankops serve --workers N`) if it is busy")
@@ -189,30 +213,140 @@ def _availability(rules: AlertRules, o: Observations, span: str) -> AlertState:
 def _drift(rules: AlertRules, o: Observations, span: str) -> AlertState:
     version = f"v{o.model_version}" if o.model_version else "the served version"
     if o.records < rules.drift_min_records:
-        return AlertState(rule="drift", state="insufficient_data",
+        return AlertState(rule="prediction_drift", state="insufficient_data",
                           message=f"not judged: {o.records} records scored by {version} in the last {span}, "
                                   f"fewer than BANKOPS_ALERT_DRIFT_MIN_RECORDS={rules.drift_min_records}")
     b = o.baseline
     if b is None:
-        return AlertState(rule="drift", state="insufficient_data",
+        return AlertState(rule="prediction_drift", state="insufficient_data",
                           message=f"not judged: {version} has no holdout range of its share of \"yes\" (registered "
                                   f"before bankops recorded it, or trained elsewhere); retrain to get one")
     share = o.predicted_yes / o.records
     low, high = wilson(o.predicted_yes, o.records)
     seen = f"the holdout saw {b.share:.1%} (range {b.low:.1%} to {b.high:.1%})"
     if low <= b.high and high >= b.low:
-        return AlertState(rule="drift", state="ok", value=share, threshold=(b.low, b.high),
+        return AlertState(rule="prediction_drift", state="ok", value=share, threshold=(b.low, b.high),
                           message=f"{version} predicted \"yes\" for {share:.1%} of {o.records} records in the last {span}; "
                                   f"{seen}")
-    return AlertState(rule="drift", state="firing", value=share, threshold=(b.low, b.high),
+    return AlertState(rule="prediction_drift", state="firing", value=share, threshold=(b.low, b.high),
                       message=f"{version} predicted \"yes\" for {share:.1%} of {o.records} records in the last {span}, "
                               f"outside what {seen}: the clients scored now differ from the training data, or a caller "
                               f"sends something else; check the records sent (unseen categories: GET /stats) and "
                               f"retrain on recent data (drop it in incoming/, or POST /api/retrain)")
 
 
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _no_pipeline(rule: str) -> AlertState:
+    return AlertState(rule=rule, state="insufficient_data", message="not judged: no pipeline state was given to the evaluator")
+
+
+def _run_name(r: RunRecord) -> str:
+    return f"training job {r.job_id}" + (f" (run {r.run_id})" if r.run_id else "")
+
+
+def _retrain_failed(rules: AlertRules, o: Observations, span: str) -> AlertState:
+    p = o.pipeline
+    if p is None:
+        return _no_pipeline("retrain_failed")
+    ended = [r for r in p.runs if r.state in ("succeeded", "failed")]
+    if not ended:
+        return AlertState(rule="retrain_failed", state="insufficient_data", message="not judged: no training run has ended yet")
+    last = ended[0]
+    at = last.finished.isoformat(timespec="seconds") if last.finished else "?"
+    if last.state == "succeeded":
+        return AlertState(rule="retrain_failed", state="ok", value=0,
+                          message=f"the newest training run succeeded ({_run_name(last)}, ended {at})")
+    return AlertState(rule="retrain_failed", state="firing", value=1, threshold=0,
+                      message=f"the newest training run failed: {_run_name(last)}, ended {at}: {(last.error or '')[:300]}. "
+                              f"Look at GET /api/runs/{last.job_id} and the control-plane log (the run's MLflow or Azure ML "
+                              f"job for the step that failed), fix the cause, then POST /api/retrain")
+
+
+def _retrain_stuck(rules: AlertRules, o: Observations, span: str) -> AlertState:
+    p = o.pipeline
+    if p is None:
+        return _no_pipeline("retrain_stuck")
+    running = [r for r in p.runs if r.state == "running" and r.started]
+    if not running:
+        return AlertState(rule="retrain_stuck", state="ok", value=0, message="no training run is in progress")
+    steps = p.usual_steps_s()
+    oldest = min(running, key=lambda r: r.started or p.now)
+    budget = oldest.budget_s or p.budget_s
+    limit = rules.stuck_factor * budget + steps
+    took = (p.now - (oldest.started or p.now)).total_seconds()
+    said = (f"{_run_name(oldest)} has been running for {_ago(took)} (limit BANKOPS_ALERT_STUCK_FACTOR={rules.stuck_factor:g} "
+            f"x budget {_ago(budget)} + usual steps {_ago(steps)} = {_ago(limit)})")
+    if took <= limit:
+        return AlertState(rule="retrain_stuck", state="ok", value=took, threshold=limit, message=said)
+    return AlertState(rule="retrain_stuck", state="firing", value=took, threshold=limit,
+                      message=f"{said}: it is stuck. Look at its progress (GET /api/runs/{oldest.job_id}, the control-plane "
+                              f"log, the Azure ML job's status); restart the host (the job is queued again) or cancel the "
+                              f"Azure ML job, then POST /api/retrain")
+
+
+def _stale(rule: str, what: str, last: datetime | None, rules: AlertRules, p: PipelineObservations | None,
+           todo: str) -> AlertState:
+    if p is None:
+        return _no_pipeline(rule)
+    if p.schedule_interval_s is None:
+        return AlertState(rule=rule, state="insufficient_data", message="not judged: RETRAIN_SCHEDULE never fires twice")
+    limit = rules.stale_factor * p.schedule_interval_s
+    if last is None:
+        return AlertState(rule=rule, state="insufficient_data", threshold=limit, message=f"not judged: no {what} yet")
+    age = (p.now - last).total_seconds()
+    said = (f"the newest {what} is {_ago(age)} old ({last.isoformat(timespec='seconds')}); limit "
+            f"BANKOPS_ALERT_STALE_FACTOR={rules.stale_factor:g} x the RETRAIN_SCHEDULE interval {_ago(p.schedule_interval_s)} "
+            f"= {_ago(limit)}")
+    if age <= limit:
+        return AlertState(rule=rule, state="ok", value=age, threshold=limit, message=said)
+    return AlertState(rule=rule, state="firing", value=age, threshold=limit, message=f"{said}: {todo}")
+
+
+def _model_stale(rules: AlertRules, o: Observations, span: str) -> AlertState:
+    p = o.pipeline
+    return _stale("model_stale", "successful retrain", p.last_success if p else None, rules, p,
+                  "check that the timer fires (`bankops status`: next_retrain) and whether the latest runs failed "
+                  "(retrain_failed, GET /api/status recent_jobs), then POST /api/retrain")
+
+
+def _data_stale(rules: AlertRules, o: Observations, span: str) -> AlertState:
+    p = o.pipeline
+    return _stale("data_stale", "dataset version", p.last_data if p else None, rules, p,
+                  "no new data has been registered: check that files still reach incoming/ (the upstream export, the "
+                  "Event Grid subscription bankops-data-arrived) and whether they were quarantined (quarantine/*.reason.txt)")
+
+
+def _metric_out_of_range(rules: AlertRules, o: Observations, span: str) -> AlertState:
+    p = o.pipeline
+    if p is None:
+        return _no_pipeline("metric_out_of_range")
+    if not rules.ranges.ranges:
+        return AlertState(rule="metric_out_of_range", state="insufficient_data",
+                          message="not judged: BANKOPS_METRIC_RANGES sets no range")
+    if p.newest_version is None:
+        return AlertState(rule="metric_out_of_range", state="insufficient_data", message="not judged: no registered version yet")
+    outside = rules.ranges.outside(p.newest_metrics)
+    if not outside:
+        return AlertState(rule="metric_out_of_range", state="ok",
+                          message=f"every holdout metric of v{p.newest_version} is within its range ({rules.ranges.text})")
+    first = outside[0]
+    return AlertState(rule="metric_out_of_range", state="firing", value=first.value, threshold=first.bound,
+                      message=f"v{p.newest_version} (the newest registered version) has {'; '.join(o.reason for o in outside)} "
+                              f"on its holdout (BANKOPS_METRIC_RANGES): the gate keeps it out of service. Compare its run "
+                              f"with earlier ones (the dashboard's metric trends, MLflow), check the newest data for a "
+                              f"shift or bad rows, and retrain (a longer BANKOPS_AUTOML_BUDGET may help)")
+
+
 JUDGES: dict[str, Callable[[AlertRules, Observations, str], AlertState]] = {
-    "failure_rate": _failure_rate, "p95_latency": _p95_latency, "availability": _availability, "drift": _drift,
+    "failure_rate": _failure_rate, "latency_p95": _p95_latency, "availability": _availability, "prediction_drift": _drift,
+    "retrain_failed": _retrain_failed, "retrain_stuck": _retrain_stuck, "model_stale": _model_stale,
+    "data_stale": _data_stale, "metric_out_of_range": _metric_out_of_range,
 }
 
 
@@ -295,7 +429,8 @@ def firing_now(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The rules whose latest event is `firing`, with that event."""
     latest: dict[str, dict[str, Any]] = {}
     for event in events:
-        latest[str(event["rule"])] = event
+        rule = ALIASES.get(str(event["rule"]), str(event["rule"]))
+        latest[rule] = event | {"rule": rule}
     return {rule: e for rule, e in latest.items() if e.get("state") == "firing"}
 
 
@@ -310,13 +445,32 @@ def status_view(logs: Path, recent: int = 20) -> dict[str, Any]:
     return {"firing": list(firing_now(events).values()), "recent": events[::-1][:recent], "last_check": state}
 
 
+def pipeline_verdicts(auto: Any, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The pipeline rules judged now from `auto`'s queue, registry and datasets (GET /api/status shows
+    them on either backend, with or without an evaluator running)."""
+    from shared.monitoring.pipeline_state import observe_pipeline
+
+    rules = AlertRules.from_settings(auto.settings)
+    observed = Observations(window_s=rules.window_s, pipeline=observe_pipeline(auto, now))
+    return [s.model_dump(mode="json", exclude={"transition"}) for s in evaluate(rules, observed) if s.rule in PIPELINE_RULES]
+
+
 class AlertEvaluator:
     """Evaluates the rules every `interval_s` seconds in a daemon thread (like the availability probe)."""
 
     def __init__(self, rules: AlertRules, logs: Path, baseline_of: Callable[[str], Baseline | None], *,
-                 interval_s: float, counter: Any = None) -> None:
-        """`counter` is the control plane's `bankops_alerts` Counter (labels rule, state), if any."""
-        self.rules, self.logs, self.baseline_of, self.interval_s, self.counter = rules, logs, baseline_of, interval_s, counter
+                 interval_s: float, counter: Any = None, gauge: Any = None,
+                 pipeline: Callable[[datetime], PipelineObservations] | None = None,
+                 notify: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """`counter` is the control plane's `bankops_alerts` Counter (labels rule, state) and `gauge` its
+        `bankops_alert_firing` Gauge (label rule), if any; `pipeline` reads the pipeline's state at a
+        time (without it the pipeline rules are not judged); `notify` takes each transition event
+        (the webhook notifier: it must return at once). Without `pipeline` this evaluator judges the
+        scoring rules only."""
+        if pipeline is None:
+            rules = rules.model_copy(update={"enabled": rules.enabled - set(PIPELINE_RULES)})
+        self.rules, self.logs, self.baseline_of, self.interval_s = rules, logs, baseline_of, interval_s
+        self.counter, self.gauge, self.pipeline, self.notify = counter, gauge, pipeline, notify
         logs.mkdir(parents=True, exist_ok=True)
         self.firing: set[str] = set(firing_now(read_events(logs)))  # a restart neither repeats nor loses an alert
         self._lock = threading.Lock()
@@ -328,12 +482,17 @@ class AlertEvaluator:
         now = now or datetime.now(UTC)
         with self._lock:
             observed = observe(self.logs, timedelta(seconds=self.rules.window_s), self.baseline_of, now)
+            if self.pipeline is not None and any(r in self.rules.enabled for r in PIPELINE_RULES):
+                observed.pipeline = self.pipeline(now)
             states = evaluate(self.rules, observed, self.firing)
             at = now.isoformat(timespec="milliseconds")
             for state in states:
                 if state.transition:
                     self._record(state, at)
             self.firing = {s.rule for s in states if s.state == "firing"}
+            if self.gauge is not None:
+                for s in states:
+                    self.gauge.labels(s.rule).set(1 if s.state == "firing" else 0)
             checked = {"timestamp": at, "window_s": self.rules.window_s,
                        "rules": [s.model_dump(mode="json", exclude={"transition"}) for s in states]}
             write_atomically(self.logs / STATE_FILE, orjson.dumps(checked))
@@ -345,12 +504,16 @@ class AlertEvaluator:
                  "threshold": state.threshold, "message": state.message, "window_s": self.rules.window_s}
         with open(self.logs / EVENTS_FILE, "ab") as fh:
             fh.write(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE))
-        if kind == "firing":
-            log.warning("alert %s firing: %s", state.rule, state.message)
-        else:
-            log.warning("alert %s resolved: %s", state.rule, state.message)
+        extra = {"alert_rule": state.rule, "alert_state": kind, "alert_value": state.value,
+                 "alert_threshold": list(state.threshold) if isinstance(state.threshold, tuple) else state.threshold}
+        log.warning("alert %s: %s: %s", kind, state.rule, state.message, extra=extra)
         if self.counter is not None:
             self.counter.labels(state.rule, kind).inc()
+        if self.notify is not None:
+            try:
+                self.notify(event)
+            except Exception:  # a notifier never stops the evaluator
+                log.exception("could not hand alert %s to the notifier", state.rule)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="alert-evaluator", daemon=True)

@@ -88,6 +88,8 @@ class ControlMetrics:
         self.next_schedule = Gauge("bankops_control_next_retrain_timestamp_seconds",
                                    "Unix time of the next scheduled retrain (0: none)", **r)
         self.alerts = Counter("bankops_alerts", "Alert transitions by rule and state (firing, resolved)", ["rule", "state"], **r)
+        self.alert_firing = Gauge("bankops_alert_firing", "1 while an alert rule fires, 0 otherwise (at the last check)",
+                                  ["rule"], **r)
 
     def attach(self, auto: Any) -> None:
         """Count every event of `auto` (an Automation), after whatever its on_event already did."""

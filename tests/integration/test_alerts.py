@@ -83,7 +83,7 @@ def test_known_traffic_fires_the_failure_and_drift_alerts_everywhere(svc: Servic
     entries = scored(svc, 4)
     assert sum(e["records"] for e in entries) == 302 and all("predicted_yes" in e for e in entries)
     quiet = by_rule(evaluator.run_once())
-    assert quiet == {"failure_rate": "ok", "p95_latency": "ok", "availability": "insufficient_data", "drift": "ok"}
+    assert quiet == {"failure_rate": "ok", "latency_p95": "ok", "availability": "insufficient_data", "prediction_drift": "ok"}
     assert read_events(settings.paths.logs) == []
 
     # then six callers without a key, and 300 records the model calls "yes" (clients it said yes to above)
@@ -97,31 +97,31 @@ def test_known_traffic_fires_the_failure_and_drift_alerts_everywhere(svc: Servic
     scored(svc, 13)
     with caplog.at_level(logging.WARNING, logger="bankops.alerts"):
         states = by_rule(evaluator.run_once())
-    assert states == {"failure_rate": "firing", "p95_latency": "ok", "availability": "insufficient_data", "drift": "firing"}
+    assert states == {"failure_rate": "firing", "latency_p95": "ok", "availability": "insufficient_data", "prediction_drift": "firing"}
 
     # the event file and the log line
     events = {e["rule"]: e for e in read_events(settings.paths.logs)}
-    assert set(events) == {"failure_rate", "drift"} and {e["state"] for e in events.values()} == {"firing"}
+    assert set(events) == {"failure_rate", "prediction_drift"} and {e["state"] for e in events.values()} == {"firing"}
     assert events["failure_rate"]["value"] == pytest.approx(6 / 13)
     assert "6 client errors" in events["failure_rate"]["message"]
-    assert events["drift"]["threshold"] == [v1["predicted_yes_share_low"], v1["predicted_yes_share_high"]]
-    assert events["drift"]["value"] > 0.5 and "v1 predicted \"yes\"" in events["drift"]["message"]
+    assert events["prediction_drift"]["threshold"] == [v1["predicted_yes_share_low"], v1["predicted_yes_share_high"]]
+    assert events["prediction_drift"]["value"] > 0.5 and "v1 predicted \"yes\"" in events["prediction_drift"]["message"]
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(line.startswith("alert drift firing: v1") for line in lines)
-    assert any(line.startswith("alert failure_rate firing:") for line in lines)
+    assert any(line.startswith("alert firing: prediction_drift: v1") for line in lines)
+    assert any(line.startswith("alert firing: failure_rate:") for line in lines)
 
     # GET /api/status of the real control app (with the function key), and its /metrics
     assert client.get("/api/status").status_code == 401
     alerts = client.get("/api/status", headers={"x-functions-key": KEY}).json()["alerts"]
-    assert {a["rule"] for a in alerts["firing"]} == {"failure_rate", "drift"}
+    assert {a["rule"] for a in alerts["firing"]} == {"failure_rate", "prediction_drift"}
     assert [e["state"] for e in alerts["recent"]] == ["firing", "firing"]
     assert {r["rule"]: r["state"] for r in alerts["last_check"]["rules"]} == states
     samples_ = {(s.name, tuple(sorted(s.labels.items()))): s.value
                 for f in text_string_to_metric_families(client.get("/metrics").text) for s in f.samples}
-    assert samples_[("bankops_alerts_total", (("rule", "drift"), ("state", "firing")))] == 1
+    assert samples_[("bankops_alerts_total", (("rule", "prediction_drift"), ("state", "firing")))] == 1
     assert samples_[("bankops_alerts_total", (("rule", "failure_rate"), ("state", "firing")))] == 1
 
     # `bankops monitor` names them too
     shown = run_cli(svc.home, "monitor", "--window", "15m")
     assert shown.returncode == 0, shown.stderr
-    assert "alerts firing 2" in shown.stdout and "drift:" in shown.stdout
+    assert "alerts firing 2" in shown.stdout and "prediction_drift:" in shown.stdout

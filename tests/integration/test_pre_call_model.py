@@ -20,9 +20,10 @@ import pandas as pd
 import pytest
 
 from shared import schema
-from shared.bootstrap import bootstrap, shipped_data
+from shared.bootstrap import bootstrap
 from shared.config import load_settings
 from shared.dataset_registration import register_dataset
+from shared.resources import shipped_data
 from tests.integration.scoring_fixtures import Service, endpoint_records, run_cli, start_service
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 from shared.config import load_settings
 from shared.errors import ConfigurationError
 from shared.monitoring.alerts import (
-    RULES,
+    SCORING_RULES,
     AlertEvaluator,
     AlertRules,
     AlertState,
@@ -28,7 +28,7 @@ from shared.monitoring.alerts import (
 from shared.monitoring.request_log import RequestLog
 from shared.training.evaluate import predicted_yes_range
 
-RULES_ = AlertRules(min_requests=10, min_probes=3, drift_min_records=100)
+RULES_ = AlertRules(enabled=frozenset(SCORING_RULES), min_requests=10, min_probes=3, drift_min_records=100)
 BASE = Baseline(share=0.11, low=0.08, high=0.14)
 HEALTHY = Observations(window_s=900, requests=100, failed=1, server_errors=0, p95_ms=40.0, probes=30, probes_up=30,
                        model_version="2", records=1000, predicted_yes=110, baseline=BASE)
@@ -40,19 +40,19 @@ def by_rule(states: list[AlertState]) -> dict[str, AlertState]:
 
 def test_healthy_traffic_fires_nothing() -> None:
     states = by_rule(evaluate(RULES_, HEALTHY))
-    assert set(states) == set(RULES)
+    assert set(states) == set(SCORING_RULES)
     assert {s.state for s in states.values()} == {"ok"}
     assert all(s.transition is None for s in states.values())
     assert states["failure_rate"].value == pytest.approx(0.01)
-    assert states["drift"].threshold == (0.08, 0.14)
+    assert states["prediction_drift"].threshold == (0.08, 0.14)
 
 
 @pytest.mark.parametrize(("rule", "change", "value"), [
     ("failure_rate", {"failed": 6, "server_errors": 2}, 0.06),
-    ("p95_latency", {"p95_ms": 501.0}, 501.0),
+    ("latency_p95", {"p95_ms": 501.0}, 501.0),
     ("availability", {"probes_up": 29}, 29 / 30),
-    ("drift", {"predicted_yes": 1000}, 1.0),
-    ("drift", {"predicted_yes": 0}, 0.0),
+    ("prediction_drift", {"predicted_yes": 1000}, 1.0),
+    ("prediction_drift", {"predicted_yes": 0}, 0.0),
 ])
 def test_each_rule_fires_on_known_input_and_only_that_rule(rule: str, change: dict[str, float], value: float) -> None:
     states = by_rule(evaluate(RULES_, HEALTHY.model_copy(update=change)))
@@ -70,10 +70,10 @@ def test_firing_messages_say_what_to_do() -> None:
     bad = HEALTHY.model_copy(update={"failed": 20, "server_errors": 5, "p95_ms": 900.0, "probes_up": 10, "predicted_yes": 900})
     states = by_rule(evaluate(RULES_, bad))
     assert "5 server errors" in states["failure_rate"].message and "15 client errors" in states["failure_rate"].message
-    assert "bankops serve --workers" in states["p95_latency"].message
+    assert "bankops serve --workers" in states["latency_p95"].message
     assert "scoring-service.log" in states["availability"].message
-    assert "v2 predicted \"yes\" for 90.0% of 1000 records in the last 15m" in states["drift"].message
-    assert "retrain" in states["drift"].message
+    assert "v2 predicted \"yes\" for 90.0% of 1000 records in the last 15m" in states["prediction_drift"].message
+    assert "retrain" in states["prediction_drift"].message
 
 
 def test_too_little_data_is_not_judged() -> None:
@@ -83,21 +83,21 @@ def test_too_little_data_is_not_judged() -> None:
     assert {s.state for s in states.values()} == {"insufficient_data"}
     assert "BANKOPS_ALERT_MIN_REQUESTS=10" in states["failure_rate"].message
     assert "BANKOPS_ALERT_MIN_PROBES=3" in states["availability"].message
-    assert "BANKOPS_ALERT_DRIFT_MIN_RECORDS=100" in states["drift"].message
+    assert "BANKOPS_ALERT_DRIFT_MIN_RECORDS=100" in states["prediction_drift"].message
 
 
 def test_drift_needs_a_holdout_range() -> None:
-    state = by_rule(evaluate(RULES_, HEALTHY.model_copy(update={"baseline": None, "predicted_yes": 1000})))["drift"]
+    state = by_rule(evaluate(RULES_, HEALTHY.model_copy(update={"baseline": None, "predicted_yes": 1000})))["prediction_drift"]
     assert state.state == "insufficient_data" and "no holdout range" in state.message
 
 
 def test_drift_allows_for_the_live_samples_own_noise() -> None:
     # 20 yes of 100 is outside 8-14% as a point, but 100 records cannot tell 20% from 14%: quiet.
     small = HEALTHY.model_copy(update={"records": 100, "predicted_yes": 20})
-    assert by_rule(evaluate(RULES_, small))["drift"].state == "ok"
+    assert by_rule(evaluate(RULES_, small))["prediction_drift"].state == "ok"
     # the same share over 5,000 records is a real shift
     large = HEALTHY.model_copy(update={"records": 5000, "predicted_yes": 1000})
-    assert by_rule(evaluate(RULES_, large))["drift"].state == "firing"
+    assert by_rule(evaluate(RULES_, large))["prediction_drift"].state == "firing"
 
 
 def test_wilson_interval() -> None:
@@ -122,8 +122,8 @@ def test_transitions_fired_then_resolved_then_quiet() -> None:
 
 def test_a_rule_turned_off_while_firing_resolves_and_then_disappears() -> None:
     only = AlertRules(enabled=frozenset({"availability"}))
-    states = by_rule(evaluate(only, HEALTHY, firing={"drift"}))
-    assert set(states) == {"availability", "drift"} and states["drift"].transition == "resolved"
+    states = by_rule(evaluate(only, HEALTHY, firing={"prediction_drift"}))
+    assert set(states) == {"availability", "prediction_drift"} and states["prediction_drift"].transition == "resolved"
     assert set(by_rule(evaluate(only, HEALTHY))) == {"availability"}
 
 
@@ -135,7 +135,7 @@ def test_rules_come_from_the_settings(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("BANKOPS_ALERT_P95_MS", "250")
     monkeypatch.setenv("BANKOPS_ALERT_DRIFT_MIN_RECORDS", "50")
     rules = AlertRules.from_settings(load_settings(home=tmp_path))
-    assert rules.enabled == {"drift", "availability"} and rules.window_s == 3600
+    assert rules.enabled == {"prediction_drift", "availability"} and rules.window_s == 3600  # the old name still works
     assert (rules.failure_rate, rules.p95_ms, rules.drift_min_records) == (0.2, 250.0, 50)
     monkeypatch.setenv("BANKOPS_ALERT_RULES", "drift,latency")
     with pytest.raises(ConfigurationError, match="latency"):
@@ -200,7 +200,9 @@ def test_the_evaluator_records_each_transition_once(tmp_path: Path, caplog: pyte
         assert evaluator.run_once(now)[0].state == "firing"
         evaluator.run_once(now)  # still firing: no second event
     assert [e["state"] for e in read_events(logs)] == ["firing"]
-    assert [r.getMessage() for r in caplog.records if "alert failure_rate firing" in r.getMessage()]
+    fired = [r for r in caplog.records if r.getMessage().startswith("alert firing: failure_rate: ")]
+    assert len(fired) == 1 and fired[0].alert_rule == "failure_rate" and fired[0].alert_state == "firing"  # type: ignore[attr-defined]
+    assert (fired[0].alert_value, fired[0].alert_threshold) == (0.5, 0.05)  # type: ignore[attr-defined]
     view = status_view(logs)
     assert [a["rule"] for a in view["firing"]] == ["failure_rate"] and view["firing"][0]["value"] == 0.5
     assert view["last_check"]["rules"][0]["state"] == "firing"

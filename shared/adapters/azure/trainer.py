@@ -17,7 +17,6 @@ instead (e.g. a v1 published pipeline endpoint of the reference project).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +36,12 @@ AUTOML_ENVIRONMENT = "azureml://registries/azureml/environments/AzureML-AutoML/l
 EVALUATE_MODULE = "shared.evaluation.azureml_evaluate"
 
 
-def gate_floors(settings: Settings) -> dict[str, float]:
-    """The metric floors of the gate, as the composition root gives them to the local gate."""
-    return {"recall_yes": settings.gate_min_recall_yes} if settings.gate_min_recall_yes > 0 else {}
+def gate_ranges(settings: Settings) -> str:
+    """The gate's metric ranges (BANKOPS_METRIC_RANGES, with the recall floor's alias), as the composition root
+    gives them to the local gate, written out for the evaluate step's command line."""
+    from shared.monitoring.ranges import MetricRanges
+
+    return MetricRanges.from_settings(settings).text
 
 
 def automl_step(settings: Settings, training_data: Any, *, metric: str, folds: int, dataset_ref: str) -> Any:
@@ -62,13 +64,13 @@ def automl_step(settings: Settings, training_data: Any, *, metric: str, folds: i
 
 
 def evaluate_step(settings: Settings, code: Path, *, dataset_ref: str, champion: str | None,
-                  floors: Mapping[str, float]) -> Any:
+                  ranges: str) -> Any:
     """The command component that runs the local gate on Azure ML (its code: the staged `shared` package)."""
     from azure.ai.ml import Input, Output, command
     from azure.ai.ml.constants import AssetTypes
 
     args = [f"--dataset-ref {shlex.quote(dataset_ref)}", f"--tolerance {settings.gate_tolerance!r}",
-            *(f"--floor {shlex.quote(f'{k}={v!r}')}" for k, v in sorted(floors.items()))]
+            *([f"--ranges {shlex.quote(ranges)}"] if ranges else [])]
     inputs = {"challenger": Input(type=AssetTypes.MLFLOW_MODEL), "dataset": Input(type=AssetTypes.MLTABLE)}
     if champion:
         args.append(f"--champion ${{{{inputs.champion}}}} --champion-version {shlex.quote(champion)}")
@@ -90,7 +92,7 @@ def training_pipeline(settings: Settings, data_path: str, *, dataset_ref: str, c
     from azure.ai.ml import Input, dsl
     from azure.ai.ml.constants import AssetTypes
 
-    evaluate = evaluate_step(settings, code, dataset_ref=dataset_ref, champion=champion, floors=gate_floors(settings))
+    evaluate = evaluate_step(settings, code, dataset_ref=dataset_ref, champion=champion, ranges=gate_ranges(settings))
 
     @dsl.pipeline(name=PIPELINE_NAME, description="bankops: AutoML classification of the bank marketing data, then the gate",
                   default_compute=settings.azureml_compute)
