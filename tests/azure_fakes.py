@@ -164,6 +164,7 @@ class FakeJobOperations:
     """Stands in for `MLClient.jobs` (JobOperations): submitted pipeline jobs and the AutoML runs they spawn."""
 
     preflight: Preflight  # set by FakeMLClient
+    store: Path | None = None  # the workspace's files (FakeMLClient sets it): uploaded code goes there
 
     def __init__(self) -> None:
         self.submitted: list[PipelineJob] = []
@@ -179,7 +180,9 @@ class FakeJobOperations:
         commands = {n: (str(step.command), Path(str(step.code))) for n, step in job.jobs.items() if getattr(step, "command", None)}
         self.preflight.job(job)  # JobOperations' own validation, reference resolution and serialisation, as on submit
         name = next(self._names)
-        uploaded = Path(tempfile.mkdtemp(prefix=f"{name}-code-"))
+        if self.store is not None:
+            self.store.mkdir(parents=True, exist_ok=True)
+        uploaded = Path(tempfile.mkdtemp(prefix=f"{name}-code-", dir=self.store))
         self.commands[name] = {n: (command, shutil.copytree(code, uploaded / n)) for n, (command, code) in commands.items()}
         record = SimpleNamespace(name=name, type="pipeline", status="Running", tags=dict(job.tags or {}),
                                  experiment_name=experiment_name or job.experiment_name,
@@ -393,7 +396,7 @@ class FakeMLClient:
         self.jobs = FakeJobOperations()
         self.models = FakeModelOperations(self.jobs, self.store / "models")
         self.preflight = Preflight(self, clusters=self.clusters)
-        self.jobs.preflight = self.preflight
+        self.jobs.preflight, self.jobs.store = self.preflight, self.store
         self.online_endpoints = FakeOnlineEndpoints(self)
         self.online_deployments = FakeOnlineDeployments(self)
         self.schedules = FakeSchedules(self)

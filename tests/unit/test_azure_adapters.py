@@ -348,3 +348,25 @@ def test_bootstrap_builds_the_azure_adapters_on_the_given_client(tmp_path: Path,
     client = registry.runs._fresh()
     assert client.tracking_uri.startswith("https://westeurope.api.azureml.ms/mlflow/")
     assert os.environ["MLFLOW_TRACKING_TOKEN"] == "token-for-https://management.azure.com/.default"
+
+
+def test_publish_pipeline_says_the_timer_trains_the_newest_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bankops azure publish-pipeline` names what retrains daily, on which data, and what it removed."""
+    from typer.testing import CliRunner
+
+    from shared.bootstrap import AzureBackend
+    from shared.cli import azure_commands
+    from shared.cli.main import app
+
+    fake = FakeMLClient(store=tmp_path / "ws")
+    settings = load_settings(home=tmp_path / "home", backend="azure", datastore="azurite")
+    backend = AzureBackend(settings, ml_client=fake, credential=object())
+    backend.datasets = InMemoryDatasetStore()  # type: ignore[misc]
+    register_dataset(backend.datasets, samples.csv_bytes(samples.stratified_sample(300, seed=1)), name=settings.dataset_name)
+    monkeypatch.setattr(azure_commands, "_azure", lambda home: backend)
+    answer = CliRunner().invoke(app, ["azure", "publish-pipeline"])
+    assert answer.exit_code == 0, answer.output
+    out = json.loads(answer.output)
+    assert out["schedule"] == "function app timer daily_retrain" and out["removed_azureml_schedule"] == "none"
+    assert out["dataset"] == f"the newest version of {settings.dataset_name} at each firing (now {settings.dataset_name}:1)"
+    assert "@latest" not in answer.output
