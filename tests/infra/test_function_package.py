@@ -23,7 +23,7 @@ _spec.loader.exec_module(package)
 # CONTRACTS decision 1: every function and its trigger
 EXPECTED = {
     "on_data_arrived": "eventGridTrigger", "on_run_completed": "eventGridTrigger", "daily_retrain": "timerTrigger",
-    "process_work": "queueTrigger", "retrain": "httpTrigger", "redeploy": "httpTrigger", "rollback": "httpTrigger",
+    "retrain": "httpTrigger", "redeploy": "httpTrigger", "rollback": "httpTrigger",
     "status": "httpTrigger", "run": "httpTrigger", "events": "httpTrigger",
 }
 TRAINERS = {"flaml", "lightgbm", "xgboost", "catboost", "onnxruntime", "lleaves", "llvmlite", "matplotlib", "pyarrow"}
@@ -50,8 +50,11 @@ def test_the_function_package_installs_only_the_app_and_indexes_every_function(t
     assert version.split("-")[1].startswith("1."), f"azure-functions must stay below 2 ({version})"
 
     functions = package.index(app, python, extra_code=RUNTIME_IMPORTS)
-    triggers = {name: next(b["type"] for b in bindings if b["type"].endswith("Trigger")) for name, bindings in functions.items()}
-    assert triggers == EXPECTED
+    triggers = {name: next(b for b in bindings if b["type"].endswith("Trigger")) for name, bindings in functions.items()}
+    worker = triggers.pop("process_work")  # CONTRACTS decision 1: a queue trigger on bankops-work 
+    assert {name: t["type"] for name, t in triggers.items()} == EXPECTED
+    assert worker["type"] == "queueTrigger", worker  # CONTRACTS decision 1
+    assert worker["queueName"] in ("bankops-work", "%BANKOPS_WORK_QUEUE%") and worker["connection"] == "AzureWebJobsStorage"
     route = next(b for b in functions["run"] if b["type"] == "httpTrigger")
     assert route["route"] == "runs/{job_id}" and route["authLevel"] == "FUNCTION"
     print(f"\nfunction package: {package.size_mb(site):.0f} MB installed, {len(installed)} distributions")
