@@ -35,13 +35,15 @@ dashboard-screenshot: $(STAMP) browser
 functions-package:
 	$(PYTHON) infra/functions_package.py --out .cache/functions-package --index
 
-## Install, lint and run every test tier.
+## Install, lint (ruff; mypy --strict on shared/, functions/, function_app.py) and run every test tier.
 test: $(STAMP) browser
 	$(BIN)/ruff check shared functions function_app.py tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -p no:cacheprovider -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared functions function_app.py tests bench
+	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

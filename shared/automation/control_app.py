@@ -54,7 +54,8 @@ def create_control_app(auto: Automation, *, key_ok: Callable[[str | None], bool]
     async def guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
         if request.url.path.startswith("/api/") and not key_ok(function_key_of(request)):
             return JSONResponse({"error": "missing or wrong function key: send it as x-functions-key or ?code="}, status_code=401)
-        return await call_next(request)
+        answer: Response = await call_next(request)
+        return answer
 
     @app.exception_handler(BankopsError)
     async def bankops_error(_request: Request, exc: BankopsError) -> JSONResponse:

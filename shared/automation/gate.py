@@ -29,7 +29,7 @@ class GateDecision:
 
 def _score(registry: ModelRegistry, version: str, frame: object, y: np.ndarray) -> dict[str, float]:
     model = registry.load(version)
-    return holdout_metrics(y, model.predict_proba(frame))  # type: ignore[arg-type]
+    return holdout_metrics(y, model.predict_proba(frame))
 
 
 def decide(

@@ -53,11 +53,11 @@ def fire(callback_path: str) -> None:
     _CALLBACKS[callback_path]()
 
 
-_CALLBACKS: dict[str, Callable[[], None]] = {}
+_CALLBACKS: dict[str, Callable[[], object]] = {}
 
 
 class RetrainSchedule:
-    def __init__(self, expression: str, store: Path, on_fire: Callable[[], None], *, grace_s: int = 3600) -> None:
+    def __init__(self, expression: str, store: Path, on_fire: Callable[[], object], *, grace_s: int = 3600) -> None:
         self.trigger = ncrontab_trigger(expression)
         self.expression = expression
         store.parent.mkdir(parents=True, exist_ok=True)

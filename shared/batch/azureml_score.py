@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from shared import schema
-from shared.batch.blob import output_names
+from shared.batch.files import output_names
 from shared.batch.job import BatchSummary, rejects_path, score_file
 from shared.batch.validate import CheckedRows
 

@@ -45,7 +45,7 @@ def _threads(rows: int) -> int:
 
 def _lightgbm_single_row(booster: Any) -> Callable[[np.ndarray], float]:
     """LightGBM's C API for one row with a prepared config: no per-call predictor setup."""
-    from lightgbm.basic import _LIB, _c_str, _safe_call
+    from lightgbm.basic import _LIB, _c_str, _safe_call  # type: ignore[attr-defined]  # the C API handle, private by name
 
     config = ctypes.c_void_p()
     num_iteration = booster.best_iteration if booster.best_iteration > 0 else -1
@@ -79,7 +79,8 @@ def _lightgbm(estimator: Any) -> ProbaFn | None:
     def proba(x: np.ndarray) -> np.ndarray:
         if len(x) == 1:
             return np.array([one(x[0])])
-        return booster.predict(x, num_threads=_threads(len(x)))
+        out: np.ndarray = booster.predict(x, num_threads=_threads(len(x)))
+        return out
 
     return proba
 
@@ -102,8 +103,9 @@ def _xgboost(estimator: Any, exact: bool) -> ProbaFn | None:
             chosen = single
         else:
             chosen = every_core
-        return chosen.inplace_predict(x, iteration_range=iteration_range, predict_type="value", missing=missing,
-                                      validate_features=False)
+        out: np.ndarray = chosen.inplace_predict(x, iteration_range=iteration_range, predict_type="value", missing=missing,
+                                                 validate_features=False)
+        return out
 
     return proba
 
@@ -278,7 +280,8 @@ def compile_model(model: BankMarketingModel, sample: Sequence[Mapping[str, objec
         reference = member.estimator.predict_proba
 
         def slow(x: np.ndarray, reference: Any = reference) -> np.ndarray:
-            return reference(x)[:, 1]
+            out: np.ndarray = reference(x)[:, 1]
+            return out
 
         call: ProbaFn = slow
         try:

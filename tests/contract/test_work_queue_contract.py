@@ -98,6 +98,17 @@ def test_the_ledger_takes_each_event_key_once_and_queues_its_job(make_queue: Any
     assert names == {"incoming/a.csv", "incoming/b.csv"} and queue.claim("control") is None
 
 
+def test_a_released_event_key_is_taken_again(make_queue: Any) -> None:
+    """A file judged and released (its content put back unchanged after quarantine) is a new arrival."""
+    queue = make_queue()
+    key = "blob:incoming/x.csv:sha256:abc"
+    assert queue.accept([(DataArrived(blob="incoming/x.csv", etag="1"), key)]) == [True]
+    assert queue.accept([(DataArrived(blob="incoming/x.csv", etag="2"), key)]) == [False]  # the same content again
+    queue.release_event(key)
+    assert queue.accept([(DataArrived(blob="incoming/x.csv", etag="3"), key)]) == [True]
+    queue.release_event("never-seen")  # releasing an unknown key is harmless
+
+
 def test_a_failing_job_is_retried_then_dead_with_its_reason_and_listed(make_queue: Any) -> None:
     queue = make_queue(max_attempts=2, retry_delay_s=0)
     job, _ = queue.put(Deploy(model_version="1"))

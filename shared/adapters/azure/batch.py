@@ -129,9 +129,11 @@ def scoring_pipeline(settings: Settings, input_url: str, model: str, version: st
         outputs={"predictions": Output(type=AssetTypes.URI_FOLDER)},
     )
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="bankops: batch scoring of a client list", default_compute=settings.batch_compute)
+    # azure-ai-ml's overloads of dsl.pipeline require `func` even for the @pipeline(...) form the SDK documents
+    @dsl.pipeline(name=PIPELINE_NAME, description="bankops: batch scoring of a client list",  # type: ignore[call-overload]
+                  default_compute=settings.batch_compute)
     def bankops_batch_scoring(clients, model):  # type: ignore[no-untyped-def]  # unannotated: dsl reads the signature
-        step = score(clients=clients, model=model)
+        step: Any = score(clients=clients, model=model)
         step.outputs.predictions.path = predictions_path(settings)  # the predictions container, through its datastore
         step.outputs.predictions.mode = "upload"
         return {}

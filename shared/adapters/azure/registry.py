@@ -93,7 +93,8 @@ class AzureModelRegistry:
         created = getattr(getattr(model, "creation_context", None), "created_at", None)
         return ModelVersion(
             name=self.name, version=str(model.version), run_id=tags.get("pipeline_run") or tags.get("run_id", ""),
-            created_at=created.isoformat(timespec="seconds") if hasattr(created, "isoformat") else str(created or ""),
+            created_at=created.isoformat(timespec="seconds") if created is not None and hasattr(created, "isoformat")
+            else str(created or ""),
             metrics={k[len(METRIC_TAG):]: float(v) for k, v in tags.items() if k.startswith(METRIC_TAG)},
             tags={k: v for k, v in tags.items() if not k.startswith((METRIC_TAG, ALIAS_TAG))},
             aliases=tuple(sorted(k[len(ALIAS_TAG):] for k in tags if k.startswith(ALIAS_TAG))),

@@ -94,7 +94,9 @@ def training_pipeline(settings: Settings, data_path: str, *, dataset_ref: str, c
 
     evaluate = evaluate_step(settings, code, dataset_ref=dataset_ref, champion=champion, ranges=gate_ranges(settings))
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="bankops: AutoML classification of the bank marketing data, then the gate",
+    # azure-ai-ml's overloads of dsl.pipeline require `func` even for the @pipeline(...) form the SDK documents
+    @dsl.pipeline(name=PIPELINE_NAME,  # type: ignore[call-overload]
+                  description="bankops: AutoML classification of the bank marketing data, then the gate",
                   default_compute=settings.azureml_compute)
     def bankops_training(training_data, champion_model=None):  # type: ignore[no-untyped-def]  # dsl reads the signature
         step = automl_step(settings, training_data, metric=metric or settings.primary_metric, folds=folds or settings.cv_folds,

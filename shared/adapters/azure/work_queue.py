@@ -158,6 +158,11 @@ class AzureWorkQueue:
         self._send(message.message_id, lane_of(message.kind))
         return True
 
+    def release_event(self, event_key: str) -> None:
+        """Forget a key once its file was judged, so the same content put back is judged again."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self.events.delete_entity(EVENT, _row_key(event_key))
+
     def _finish_intake(self, job_id: str) -> None:
         """A key seen before whose job was recorded but never sent (a crash in between): send it now."""
         entity = self._entity(job_id)
