@@ -23,7 +23,7 @@ from shared.automation.control_app import create_control_app
 from shared.automation.handlers import CHAMPION, Automation, request_training
 from shared.automation.work_queue import WorkQueue
 from shared.automation.worker import Worker
-from shared.bootstrap import build_automation, shipped_data
+from shared.bootstrap import build_automation
 from shared.config import load_settings
 from shared.dataset_registration import register_dataset
 from shared.monitoring.alerts import PIPELINE_RULES, AlertEvaluator, AlertRules, AlertState, read_events, registry_baselines
@@ -32,6 +32,7 @@ from shared.monitoring.notify import WebhookNotifier
 from shared.monitoring.pipeline_state import observe_pipeline
 from shared.monitoring.ranges import MetricRanges
 from shared.ports import TrainingSubmission
+from shared.resources import shipped_data
 from shared.training.pipeline import TrainingRequest
 from tests.automation_fakes import FakeDeployer
 from tests.local_home import local_home
