@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from shared import schema
 from shared.data_validation import ValidatedData, check_rows, validate_csv
@@ -31,9 +30,20 @@ def content_hash(content: bytes) -> str:
 
 
 def holdout_indices(target: pd.Series, fraction: float, seed: int) -> np.ndarray:
-    """A stratified holdout with a fixed seed: every model of a version is judged on these rows."""
-    _, held = train_test_split(np.arange(len(target)), test_size=fraction, random_state=seed, stratify=target.to_numpy())
-    return np.sort(held)
+    """A stratified holdout with a fixed seed: every model of a version is judged on these rows.
+
+    The same share of each class, drawn with NumPy's seeded generator (not scikit-learn's splitter: the
+    function app registers datasets on Azure and its package carries neither scikit-learn nor SciPy)."""
+    labels = target.to_numpy()
+    rng = np.random.default_rng(seed)
+    held = []
+    for label in sorted(set(labels.tolist()), key=str):
+        rows = np.flatnonzero(labels == label)
+        take = round(fraction * len(rows))
+        if fraction > 0 and len(rows) > 1:
+            take = min(max(take, 1), len(rows) - 1)  # each class on both sides of the split
+        held.append(rng.permutation(rows)[:take])
+    return np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
 
 
 def register_dataset(

@@ -11,13 +11,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from shared.adapters.local.trainer import LocalTrainer
 from shared.automation.eventgrid import normalize_etag
-from shared.automation.gate import GateDecision, decide
 from shared.automation.messages import (
     BatchArrived,
     DataArrived,
@@ -50,8 +48,11 @@ from shared.ports import (
     TrainingRequest,
     WorkQueue,
 )
-from shared.training.pipeline import TrainingProgress
 from shared.untrusted_text import REASON_LIMIT, clip, escape, for_log, safe_file_name, shown
+
+if TYPE_CHECKING:
+    from shared.automation.gate import GateDecision
+    from shared.training.pipeline import TrainingProgress
 
 log = logging.getLogger("bankops.automation")
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -247,6 +248,8 @@ def on_request_training(auto: Automation, command: RequestTraining, job_id: str 
     request = TrainingRequest(dataset=dataset, budget_s=s.automl_budget_s, metric=s.primary_metric,
                               exclude_columns=tuple(split_columns(s.exclude_columns)), folds=s.cv_folds, seed=s.seed,
                               reason=command.reason)
+    from shared.adapters.local.trainer import LocalTrainer  # the local pipeline: not loaded by the function app
+
     trainer = auto.trainer or LocalTrainer(datasets=auto.datasets, registry=auto.registry, tracker=auto.tracker,
                                            progress=auto.progress)
     # started_at and budget_s: what the retrain_stuck rule and the dashboard's run durations read
@@ -300,7 +303,9 @@ def on_run_completed(auto: Automation, event: RunCompleted) -> dict[str, Any]:
     decision: GateDecision | RunDecision
     if not event.model_version and isinstance(auto.registry, JudgesRunsRemotely):  # judged in Azure ML's evaluate step
         decision = auto.registry.decision_of_run(event.run_id, challenger=challenger, champion=champion.version if champion else None)
-    else:
+    else:  # the local gate scores both models here (scikit-learn's metrics: not in the function app's package)
+        from shared.automation.gate import decide
+
         name, _, version = dataset_ref.partition(":")
         dataset = auto.datasets.get(name, int(version) if version else None)
         decision = decide(challenger=challenger, champion=champion.version if champion else None, dataset=dataset,

@@ -28,15 +28,22 @@ from shared import schema
 from shared.automation.gate import GateDecision, decide
 from shared.data_validation import validate_csv
 from shared.errors import BankopsError, ConfigurationError, InvalidInput, NotFound
+from shared.evaluation.decision_tags import (
+    CHAMPION_TAG,
+    DECISION_TAG,
+    KEEP,
+    METRIC_TAG,
+    NO_CHAMPION,
+    PROMOTE,
+    REASON_TAG,
+    SMOKE_LABELS_TAG,
+    SMOKE_P_YES_TAG,
+)
 from shared.model import BankMarketingModel
 from shared.monitoring.ranges import MetricRanges
 from shared.ports import DatasetVersion, ModelVersion
 
-DECISION_TAG, REASON_TAG, CHAMPION_TAG, METRIC_TAG = "bankops_decision", "bankops_reason", "bankops_champion", "bankops_metric_"
-PROMOTE, KEEP = "promote", "keep"
 CHALLENGER = "new"  # the challenger has no registered version yet: the gate's reasons call it "vnew"
-NO_CHAMPION = "none"
-SMOKE_LABELS_TAG, SMOKE_P_YES_TAG = "bankops_smoke_labels", "bankops_smoke_p_yes"
 MAX_REASON = 250  # run tags are short; the full reason is in decision.json
 DATA_FILE, HOLDOUT_FILE = "data.csv", "holdout.json"  # what AzureDatasetStore writes into a version's folder
 

@@ -26,7 +26,8 @@ EXPECTED = {
     "retrain": "httpTrigger", "redeploy": "httpTrigger", "rollback": "httpTrigger",
     "status": "httpTrigger", "run": "httpTrigger", "events": "httpTrigger",
 }
-TRAINERS = {"flaml", "lightgbm", "xgboost", "catboost", "onnxruntime", "lleaves", "llvmlite", "matplotlib", "pyarrow"}
+TRAINERS = {"flaml", "lightgbm", "xgboost", "catboost", "onnxruntime", "lleaves", "llvmlite", "matplotlib", "pyarrow",
+            "scikit-learn", "scipy"}
 # What the azure backend imports when it builds its adapters at the first invocation (not at indexing)
 RUNTIME_IMPORTS = """
 import shared.bootstrap, shared.automation.control, shared.automation.worker, shared.monitoring.telemetry

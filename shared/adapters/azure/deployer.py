@@ -197,7 +197,7 @@ class AzureDeployer:
     def _expected(self, version: str, records: list[dict[str, Any]]) -> tuple[list[str] | None, Any]:
         """What the version should answer: recorded by the pipeline's evaluate step (an AutoML model, never
         loaded here), else the registered model's own answer; (None, why) when neither is available."""
-        from shared.evaluation.azureml_evaluate import SMOKE_LABELS_TAG, SMOKE_P_YES_TAG
+        from shared.evaluation.decision_tags import SMOKE_LABELS_TAG, SMOKE_P_YES_TAG
 
         tags = self.registry.get(version).tags
         if SMOKE_LABELS_TAG in tags and SMOKE_P_YES_TAG in tags:

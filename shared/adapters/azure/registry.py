@@ -127,7 +127,7 @@ class AzureModelRegistry:
         done = [m for m in self._models() if (m.tags or {}).get("pipeline_run") == run_id]
         if done:
             return self._version(done[0])
-        from shared.evaluation.azureml_evaluate import SMOKE_LABELS_TAG, SMOKE_P_YES_TAG
+        from shared.evaluation.decision_tags import SMOKE_LABELS_TAG, SMOKE_P_YES_TAG
 
         found = (self.lookup or AzureRunLookup(self.ml, self.runs)).best_child(run_id)
         judged = dict(self._pipeline_job(run_id).tags or {})  # the evaluate step's answers for the smoke test
@@ -155,7 +155,7 @@ class AzureModelRegistry:
     def decision_of_run(self, run_id: str, *, challenger: str, champion: str | None) -> RunDecision:
         """The evaluate step's decision on the pipeline run's tags. It judged against the champion of submit time:
         if the champion has moved since, or the challenger already is the champion, the answer is keep."""
-        from shared.evaluation.azureml_evaluate import CHAMPION_TAG, DECISION_TAG, METRIC_TAG, NO_CHAMPION, PROMOTE, REASON_TAG
+        from shared.evaluation.decision_tags import CHAMPION_TAG, DECISION_TAG, METRIC_TAG, NO_CHAMPION, PROMOTE, REASON_TAG
 
         job = self._pipeline_job(run_id)
         tags = dict(job.tags or {})
