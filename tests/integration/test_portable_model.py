@@ -80,12 +80,12 @@ def venv(workdir: Path, model_dir: Path) -> Path:
     return venv
 
 
-def project_probabilities() -> np.ndarray:
-    """What `bankops serve` answers for the fixture records on the same version."""
+def project_answer() -> tuple[list[str], np.ndarray]:
+    """What `bankops serve` answers for the fixture records on the same version: labels and P(yes)."""
     service = shared_service()
     body = service.score({"data": endpoint_records()}).raise_for_status().json()
     assert body["model_version"] == VERSION
-    return np.asarray(body["probabilities"])
+    return body["result"], np.asarray(body["probabilities"])
 
 
 def test_the_model_names_its_code_and_every_library_it_uses(model_dir: Path) -> None:
@@ -115,8 +115,9 @@ def test_a_venv_of_the_models_requirements_loads_it_and_predicts_what_bankops_se
                           env=clean_env(venv), cwd=workdir, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
-    np.testing.assert_allclose(answer["probability_yes"], project_probabilities(), rtol=0, atol=1e-6)
-    assert answer["prediction"][0] == "yes"
+    labels, probabilities = project_answer()
+    np.testing.assert_allclose(answer["probability_yes"], probabilities, rtol=0, atol=1e-6)
+    assert answer["prediction"] == labels
 
 
 def test_mlflow_models_serve_from_that_venv_answers_the_fixture_records(venv: Path, model_dir: Path, workdir: Path) -> None:
@@ -141,8 +142,9 @@ def test_mlflow_models_serve_from_that_venv_answers_the_fixture_records(venv: Pa
         answer = httpx.post(f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": endpoint_records()}, timeout=30)
         assert answer.status_code == 200, answer.text[:2000]
         rows = answer.json()["predictions"]
-        np.testing.assert_allclose([r["probability_yes"] for r in rows], project_probabilities(), rtol=0, atol=1e-6)
-        assert rows[0]["prediction"] == "yes"
+        labels, probabilities = project_answer()
+        np.testing.assert_allclose([r["probability_yes"] for r in rows], probabilities, rtol=0, atol=1e-6)
+        assert [r["prediction"] for r in rows] == labels
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
