@@ -113,6 +113,7 @@ def _ms(value: float | None) -> str:
 def monitor(
     window: Annotated[str, typer.Option(help="How far back: 90s, 15m, 1h, 1d.")] = "1h",
     as_json: Annotated[bool, typer.Option("--json", help="Print the views as JSON.")] = False,
+    trends: Annotated[bool, typer.Option("--trends", help="Also save the dashboard's trend charts as a PNG (logs/trends.png).")] = False,
     home: HomeOpt = None,
 ) -> None:
     """Failed requests, server response time, server requests and availability of the scoring service."""
@@ -120,7 +121,18 @@ def monitor(
     from shared.monitoring.alerts import status_view
 
     span = views.parse_window(window)
-    folder = load_settings(home=home).paths.logs
+    settings = load_settings(home=home)
+    folder = settings.paths.logs
+    if trends:
+        from shared.bootstrap import build_automation
+        from shared.monitoring import dashboard
+        from shared.monitoring.trend_plot import TREND_FILE, save_trends
+
+        auto = build_automation(settings)
+        versions, jobs = auto.registry.list(), auto.queue.recent(500)
+        picture = save_trends({"metrics": dashboard.metric_trends(versions, auto.ranges), "runs": dashboard.run_trend(jobs)},
+                              folder / TREND_FILE)
+        err.print(f"trend charts saved to {picture}", highlight=False, soft_wrap=True)
     found = views.compute(folder, span)
     firing = status_view(folder)["firing"]  # the alert evaluator of `bankops up` keeps these current
     if as_json:

@@ -23,6 +23,8 @@ from shared.automation.handlers import CHAMPION, PREVIOUS
 from shared.errors import InvalidInput
 from shared.monitoring import availability
 from shared.monitoring.monitor import failed, percentile
+from shared.monitoring.pipeline_state import training_runs
+from shared.monitoring.ranges import MetricRanges
 from shared.monitoring.request_log import read_entries
 from shared.ports import ModelVersion
 
@@ -184,6 +186,38 @@ def _run(mv: ModelVersion | None, gate: dict[str, Any] | None, *, started: str, 
             "error": (job.error or None) if job else None}
 
 
+TREND_METRICS = ("AUC_weighted", "accuracy", "recall_yes", "precision_yes", "f1_score_weighted", "log_loss")
+
+
+def metric_trends(versions: Sequence[ModelVersion], ranges: MetricRanges, limit: int = 30) -> list[dict[str, Any]]:
+    """Each holdout metric across the newest `limit` versions (oldest first) with its configured range, so a
+    slow decay shows before `metric_out_of_range` fires. The shown metrics, plus any metric given a range."""
+    shown = list(versions)[-limit:]
+    names = list(TREND_METRICS) + [m for m in ranges.ranges if m not in TREND_METRICS]
+    trends = []
+    for name in names:
+        points = [{"version": v.version, "at_ms": _ms(v.created_at), "value": float(v.metrics[name])}
+                  for v in shown if name in v.metrics]
+        bound = ranges.ranges.get(name)
+        if points or bound:
+            trends.append({"metric": name, "low": bound.low if bound else None, "high": bound.high if bound else None,
+                           "points": points})
+    return trends
+
+
+def run_trend(jobs: Sequence[Job], versions: Sequence[ModelVersion] = (), limit: int = 50) -> list[dict[str, Any]]:
+    """Pipeline runs over time, oldest first: when each started, how long it took, how it ended, its trials.
+    A version registered outside the queue (`bankops train`) is a run too, at its registration time."""
+    found = [{"job_id": r.job_id, "at_ms": int(at.timestamp() * 1000), "duration_s": r.duration_s, "state": r.state,
+              "trials": r.trials, "model_version": r.model_version, "error": r.error}
+             for r in training_runs(jobs) if (at := r.started or r.finished) is not None]
+    linked = {str(r["model_version"]) for r in found if r["model_version"]}
+    found += [{"job_id": None, "at_ms": _ms(v.created_at), "duration_s": None, "state": "registered", "trials": None,
+               "model_version": v.version, "error": None} for v in versions if v.version not in linked and _ms(v.created_at)]
+    found.sort(key=lambda r: r["at_ms"])
+    return found[-limit:]
+
+
 def version_rows(versions: Sequence[ModelVersion], aliases: dict[str, str | None], limit: int = 10) -> list[dict[str, Any]]:
     """The newest versions first; `aliases` (alias -> version) fills in what a registry listing leaves out (MLflow's search does)."""
     rows = []
@@ -253,6 +287,8 @@ def build(auto: Automation, window: timedelta, *, now: datetime | None = None, n
         "versions": version_rows(versions, {CHAMPION: champion, PREVIOUS: previous.version if previous else None}),
         "events": deploy_events(jobs)[:20],
         "runs": pipeline_runs(jobs, versions),
+        "trends": {"metrics": metric_trends(versions, auto.ranges),
+                   "runs": _guarded(problems, "run history", lambda: run_trend(jobs, versions), list[dict[str, Any]]())},
         "alerts": status.get("alerts"),
         "dead_letters": status.get("dead_letters", []),
         "problems": problems,

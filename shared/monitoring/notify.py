@@ -1,7 +1,9 @@
 """Alert notifications: each firing and resolved event POSTed to `BANKOPS_ALERT_WEBHOOK_URL`.
 
-The body is `{"text": ...}`, the one shape both a Microsoft Teams and a Slack incoming webhook
-accept (Markdown-ish text: rule, state, value, threshold, what to look at, a dashboard link).
+The body is `{"text": ..., "rule": ..., ...}`, one shape both a Microsoft Teams and a Slack incoming
+webhook accept: they show `text` (Markdown-ish: rule, state, value, threshold, what to look at, a
+dashboard link) and ignore the other keys, which repeat those facts as fields (`rule`, `state`,
+`value`, `threshold`, `timestamp`, `look_at`, `dashboard_url`) for a receiver that routes on them.
 Delivery runs in its own daemon thread from a bounded backlog: the evaluator only enqueues, so a
 slow or failing receiver never blocks it; when the backlog is full the oldest message is dropped
 (and counted). Each message is retried with backoff (tenacity) on connection errors, 429 and 5xx.
@@ -72,6 +74,14 @@ def message_text(event: dict[str, Any], dashboard_url: str | None = None) -> str
     return "\n\n".join(lines)
 
 
+def message_body(event: dict[str, Any], dashboard_url: str | None = None) -> dict[str, Any]:
+    """`text` (what Teams and Slack show) plus the same facts as fields, for a receiver that routes on them
+    (both webhooks ignore keys they do not know)."""
+    return {"text": message_text(event, dashboard_url), "rule": event.get("rule"), "state": event.get("state"),
+            "value": event.get("value"), "threshold": event.get("threshold"), "timestamp": event.get("timestamp"),
+            "look_at": str(event.get("message", ""))[:1500], "dashboard_url": dashboard_url}
+
+
 class WebhookNotifier:
     """Deliver alert events to one incoming webhook, off the caller's thread."""
 
@@ -121,7 +131,7 @@ class WebhookNotifier:
 
     def deliver(self, event: dict[str, Any]) -> bool:
         """Send one event now, with retries; True when the receiver took it."""
-        body = {"text": message_text(event, self.dashboard_url)}
+        body = message_body(event, self.dashboard_url)
         try:
             self._send(body)
         except RetryError as exc:

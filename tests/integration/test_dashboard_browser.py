@@ -35,7 +35,8 @@ from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-CHARTS = ("chart-requests", "chart-latency", "chart-mix", "chart-availability", "chart-versions")
+CHARTS = ("chart-requests", "chart-latency", "chart-mix", "chart-availability", "chart-versions", "chart-metric-trends",
+          "chart-run-trend")
 # Without the background-networking flags Chromium calls home at start, which a closed network refuses.
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--disable-extensions",
@@ -189,6 +190,13 @@ def test_the_dashboard_renders_every_chart_with_data_in_headless_chromium(up: Up
         kinds = {m.get_attribute("data-kind") for m in driver.find_elements("css selector", "#chart-versions .marker")}
         assert kinds == {"deploy", "rollback"}, kinds
         assert int(driver.find_element("id", "runs").get_attribute("data-rows")) >= 2
+        # the trends: each holdout metric across the versions, and the runs over time
+        trend = driver.find_element("id", "chart-metric-trends")
+        assert int(trend.get_attribute("data-versions")) >= 2
+        assert driver.find_elements("css selector", "#chart-metric-trends path[data-series='AUC_weighted']")
+        assert driver.find_elements("css selector", "#chart-metric-trends path[data-series='recall_yes']")
+        assert int(driver.find_element("id", "chart-run-trend").get_attribute("data-runs")) >= 2
+        assert len(driver.find_elements("css selector", "#chart-run-trend .marker")) >= 2
         assert len(driver.find_elements("css selector", "#runs tbody tr[data-run]")) >= 2
         assert "code=" not in driver.current_url  # the key left the address bar for the tab's sessionStorage
         assert driver.find_element("css selector", "#tile-failed .value").text not in ("–", "0")

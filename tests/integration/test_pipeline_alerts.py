@@ -8,6 +8,7 @@ Only the deployer is a fake (FakeDeployer: it records the version; serving is te
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from shared.automation.worker import Worker
 from shared.bootstrap import build_automation
 from shared.config import load_settings
 from shared.dataset_registration import register_dataset
+from shared.monitoring import dashboard
 from shared.monitoring.alerts import PIPELINE_RULES, AlertEvaluator, AlertRules, AlertState, read_events, registry_baselines
 from shared.monitoring.metrics import ControlMetrics
 from shared.monitoring.notify import WebhookNotifier
@@ -35,6 +37,7 @@ from shared.ports import TrainingSubmission
 from shared.resources import shipped_data
 from shared.training.pipeline import TrainingRequest
 from tests.automation_fakes import FakeDeployer
+from tests.integration.scoring_fixtures import run_cli
 from tests.local_home import local_home
 from tests.polling import eventually
 from tests.webhook_receiver import Receiver, webhook_receiver
@@ -74,7 +77,8 @@ def by_rule(states: list[AlertState]) -> dict[str, tuple[str, str | None]]:
     return {s.rule: (s.state, s.transition) for s in states if s.rule in PIPELINE_RULES}
 
 
-def test_every_pipeline_rule_fires_and_resolves_on_the_local_host(tmp_path: Path, receiver: Receiver) -> None:
+def test_every_pipeline_rule_fires_and_resolves_on_the_local_host(tmp_path: Path, receiver: Receiver,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
     with local_home(tmp_path) as (base, backend):
         settings = load_settings(home=base.paths.root, automl_budget_s=1, cv_folds=2, retrain_schedule="0 * * * * *",
                                  metric_ranges="AUC_weighted>=0.999", alert_webhook_url=receiver.url)
@@ -102,8 +106,20 @@ def test_every_pipeline_rule_fires_and_resolves_on_the_local_host(tmp_path: Path
             failed_job, _ = request_training(auto, "test: failing trainer")
             worker.drain(60)
             assert auto.queue.get(failed_job).status == "dead"  # type: ignore[union-attr]
-            states = by_rule(alerts.run_once())
+            with caplog.at_level(logging.WARNING, logger="bankops.alerts"):
+                states = by_rule(alerts.run_once())
             assert states["retrain_failed"] == ("firing", "fired")
+            # the log line Azure Monitor's scheduled query matches, with its customDimensions
+            line = next(r for r in caplog.records if r.getMessage().startswith("alert firing: retrain_failed"))
+            assert (line.alert_rule, line.alert_state, line.alert_value, line.alert_threshold) == (  # type: ignore[attr-defined]
+                "retrain_failed", "firing", 1, 0)
+            # `bankops monitor` and the dashboard name it too
+            shown = run_cli(settings.paths.root, "monitor", "--window", "15m")
+            assert shown.returncode == 0, shown.stderr
+            assert "alerts firing 1" in shown.stdout and "retrain_failed:" in shown.stdout and failed_job in shown.stdout
+            page = dashboard.build(auto, timedelta(minutes=15))
+            assert [a["rule"] for a in page["alerts"]["firing"]] == ["retrain_failed"]
+            assert [r["state"] for r in page["trends"]["runs"]] == ["failed"]
             assert states["model_stale"][0] == "insufficient_data" and states["data_stale"] == ("ok", None)
             status = client.get("/api/status", headers={"x-functions-key": KEY}).json()
             assert {a["rule"] for a in status["alerts"]["firing"]} == {"retrain_failed"}

@@ -37,7 +37,10 @@ def test_firing_and_resolved_reach_the_receiver_with_rule_value_threshold_advice
     assert "value 1, threshold 0" in first and "RuntimeError: boom" in first
     assert "Dashboard: http://127.0.0.1:7071/dashboard" in first
     assert second.startswith("✅ bankops alert resolved: retrain_failed") and "succeeded" in second
-    assert set(receiver.messages[0]) == {"text"}  # the one shape both webhooks take
+    fields = receiver.messages[0]  # `text` (what both webhooks show) plus the same facts as fields
+    assert set(fields) == {"text", "rule", "state", "value", "threshold", "timestamp", "look_at", "dashboard_url"}
+    assert (fields["rule"], fields["state"], fields["value"], fields["threshold"]) == ("retrain_failed", "firing", 1, 0)
+    assert "RuntimeError: boom" in fields["look_at"] and fields["dashboard_url"] == "http://127.0.0.1:7071/dashboard"
     assert notifier.delivered == 2 and notifier.failed == 0
 
 

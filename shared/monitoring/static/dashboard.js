@@ -288,6 +288,59 @@ function renderRuns(d) {
   if (!d.runs.length) el("td", { colspan: 11 }, el("tr", { class: "no-rows" }, body), "no pipeline runs yet");
 }
 
+// x spans the points' times with a margin (a single point gets an hour either side)
+function trendFrame(times) {
+  const lo = Math.min(...times), hi = Math.max(...times), pad = Math.max((hi - lo) * 0.05, 3600e3 * (hi === lo ? 1 : 0), 1000);
+  return { t: times, stepMs: 0, startMs: lo - pad, endMs: hi + pad };
+}
+
+const TREND_COLORS = ["#2563eb", "#16a34a", "#db2777", "#f59e0b", "#7c3aed", "#0891b2", "#64748b", "#ea580c"];
+
+function renderMetricTrends(d) {
+  const trends = (d.trends && d.trends.metrics) || [];
+  const byVersion = new Map();
+  for (const tr of trends) for (const p of tr.points) if (p.at_ms) byVersion.set(p.version, p.at_ms);
+  const order = [...byVersion.entries()].sort((a, b) => a[1] - b[1]);
+  const fig = $("chart-metric-trends");
+  if (!order.length) { drawChart(fig, { t: [], stepMs: 0, startMs: 0, endMs: 1, empty: "no registered versions with holdout metrics yet" }); legend("chart-metric-trends", []); return; }
+  const lines = [], items = [];
+  trends.forEach((tr, i) => {
+    const color = TREND_COLORS[i % TREND_COLORS.length], at = new Map(tr.points.map((p) => [p.version, p.value]));
+    const values = order.map(([v]) => (at.has(v) ? at.get(v) : null));
+    if (values.some((v) => v !== null)) lines.push({ name: tr.metric, color, values });
+    for (const [bound, kind] of [[tr.low, "floor"], [tr.high, "ceiling"]]) {
+      if (bound !== null && bound !== undefined) lines.push({ name: `${tr.metric} ${kind}`, color, values: order.map(() => bound), width: 1, dash: "5 4" });
+    }
+    items.push([tr.metric, tr.metric + (tr.low !== null ? ` ≥ ${tr.low}` : "") + (tr.high !== null ? ` ≤ ${tr.high}` : "")]);
+  });
+  const spec = { ...trendFrame(order.map(([, ms]) => ms)), lines, yFormat: (v) => v.toFixed(2), markers: order.map(([v, ms]) => ({ atMs: ms, kind: "version", color: COLORS.version, label: `v${v}` })) };
+  drawChart(fig, spec);
+  fig.dataset.versions = String(order.length);
+  legendColors("chart-metric-trends", trends.map((tr, i) => [TREND_COLORS[i % TREND_COLORS.length], items[i][1]]));
+}
+
+function renderRunTrend(d) {
+  const runs = ((d.trends && d.trends.runs) || []).filter((r) => r.at_ms);
+  const fig = $("chart-run-trend");
+  if (!runs.length) { drawChart(fig, { t: [], stepMs: 0, startMs: 0, endMs: 1, empty: "no pipeline runs yet" }); return; }
+  const markers = runs.map((r) => ({ atMs: r.at_ms, kind: r.state, color: r.state === "failed" ? COLORS.server : COLORS.version,
+    label: r.state === "failed" ? "failed" : r.model_version ? `v${r.model_version}` : r.state,
+    title: `${r.state}${r.duration_s !== null ? ` in ${Math.round(r.duration_s)} s` : ""}${r.trials !== null ? `, ${r.trials} trials` : ""}${r.error ? ": " + r.error : ""}` }));
+  drawChart(fig, { ...trendFrame(runs.map((r) => r.at_ms)), markers, lines: [
+    { name: "duration (s)", color: COLORS.p95, values: runs.map((r) => r.duration_s) },
+    { name: "trials", color: COLORS.yes, values: runs.map((r) => r.trials) }] });
+  fig.dataset.runs = String(runs.length);
+  fig.dataset.failed = String(runs.filter((r) => r.state === "failed").length);
+  legendColors("chart-run-trend", [[COLORS.p95, "duration, seconds"], [COLORS.yes, "AutoML trials"], [COLORS.version, "a run (its version)"], [COLORS.server, "failed run"]]);
+}
+
+function legendColors(figId, items) {
+  const list = document.querySelector(`.legend[data-for="${figId}"]`);
+  list.replaceChildren();
+  // the swatch colour through the CSSOM: a style attribute would break the page's Content-Security-Policy
+  for (const [color, label] of items) el("li", {}, list, label).style.setProperty("--swatch", color);
+}
+
 function renderAlerts(d) {
   const list = $("alerts");
   list.replaceChildren();
@@ -312,7 +365,7 @@ function render(d) {
   state.data = d;
   renderMeta(d);
   renderTiles(d);
-  for (const draw of [renderRequests, renderLatency, renderMix, renderAvailability, renderVersions, renderRuns, renderAlerts]) {
+  for (const draw of [renderRequests, renderLatency, renderMix, renderAvailability, renderVersions, renderRuns, renderMetricTrends, renderRunTrend, renderAlerts]) {
     try { draw(d); } catch (err) { console.error(err); }
   }
   const problem = $("problem");
