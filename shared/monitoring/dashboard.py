@@ -208,7 +208,7 @@ def metric_trends(versions: Sequence[ModelVersion], ranges: MetricRanges, limit:
 def run_trend(jobs: Sequence[Job], versions: Sequence[ModelVersion] = (), limit: int = 50) -> list[dict[str, Any]]:
     """Pipeline runs over time, oldest first: when each started, how long it took, how it ended, its trials.
     A version registered outside the queue (`bankops train`) is a run too, at its registration time."""
-    found = [{"job_id": r.job_id, "at_ms": int(at.timestamp() * 1000), "duration_s": r.duration_s, "state": r.state,
+    found: list[dict[str, Any]] = [{"job_id": r.job_id, "at_ms": int(at.timestamp() * 1000), "duration_s": r.duration_s, "state": r.state,
               "trials": r.trials, "model_version": r.model_version, "error": r.error}
              for r in training_runs(jobs) if (at := r.started or r.finished) is not None]
     linked = {str(r["model_version"]) for r in found if r["model_version"]}
