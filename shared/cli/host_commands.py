@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from shared.cli.app import HomeOpt, app, console, friendly_errors, load_settings
+from shared.errors import BankopsError
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -101,8 +102,12 @@ def _ask_running_host(settings: Settings) -> dict[str, Any] | None:
     if not keys.path.exists():  # never started on this home: no host, and no key to show it
         return None
     try:
+        key = keys.get("function").get_secret_value()
+    except BankopsError:  # an unreadable keys file: the home is read directly, which names the problem
+        return None
+    try:
         response = httpx.get(f"http://127.0.0.1:{settings.control_port}/api/status", timeout=10.0,
-                             headers={"x-functions-key": keys.get("function").get_secret_value()})
+                             headers={"x-functions-key": key})
     except httpx.TransportError:
         return None
     if response.status_code != 200:

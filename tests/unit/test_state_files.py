@@ -103,3 +103,11 @@ def test_cli_names_a_bad_state_file_without_a_traceback(tmp_path: Path) -> None:
     status = run_cli(tmp_path, "status", timeout=120)
     assert status.returncode == 0 and "Traceback" not in status.stderr + status.stdout
     assert "deployment.json is not a valid Deployment file" in " ".join(status.stdout.split())
+
+
+def test_a_corrupt_work_queue_is_a_clear_error_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "queue.db").write_bytes(b"this is not a SQLite file, a careless copy over it" * 100)
+    status = run_cli(tmp_path, "status", timeout=120)
+    printed = " ".join((status.stderr + status.stdout).split())
+    assert status.returncode == 2 and "Traceback" not in printed
+    assert "queue.db is not a readable work queue" in printed and "move the file aside" in printed

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.automation.messages import Message, lane_of
+from shared.errors import CorruptState
 from shared.ports import Job
 from shared.sqlite_tx import immediate_transaction
 
@@ -53,6 +54,10 @@ class SqliteWorkQueue:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:  # not a SQLite file, or a damaged one: say which and what to do
+            raise CorruptState(f"{self.path} is not a readable work queue ({str(exc)[:80]}): stop bankops, move the file "
+                               "aside (its queued jobs and event ledger go with it; files still in incoming/ are judged "
+                               "again) and start again, which creates an empty queue") from None
         finally:
             db.close()
 
