@@ -21,6 +21,19 @@ if TYPE_CHECKING:
     from shared.model import BankMarketingModel
 
 
+CHAMPION, PREVIOUS = "champion", "previous"  # the registry's aliases: the version served, and the one before it
+
+
+def parse_dataset_ref(ref: str) -> tuple[str, int | None]:
+    """NAME or NAME:VERSION (bankmarketing, bankmarketing:2) -> (name, version or None for the newest)."""
+    name, _, version = ref.partition(":")
+    if not name or (version and not version.isdigit()):
+        from shared.errors import InvalidInput
+
+        raise InvalidInput(f"dataset reference {ref[:80]!r} is not NAME or NAME:VERSION (e.g. bankmarketing:2)")
+    return name, int(version) if version else None
+
+
 @dataclass(frozen=True)
 class DatasetVersion:
     """One registered, validated version of a dataset; keyed by the hash of its content."""

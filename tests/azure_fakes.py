@@ -473,8 +473,15 @@ class FakeMLClient:
         step = client.create_run(experiment, run_name="gate", tags={"mlflow.rootRunId": root, "mlflow.parentRunId": root}).info.run_id
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTHONPATH", "BANKOPS_"))}
         env |= {"PYTHONPATH": str(code), "MLFLOW_TRACKING_URI": tracking, "MLFLOW_RUN_ID": step}
-        done = subprocess.run([sys.executable, *argv[1:]], cwd=code, env=env, capture_output=True, text=True, timeout=300,
-                              check=False)
+        # The cluster has the component's code folder and the environment's packages, not this checkout: an editable
+        # install's import finder (which maps `shared.*` to the checkout by name) is dropped before the module runs.
+        assert argv[2:3], argv
+        launcher = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__ "
+                    "and 'editable' not in getattr(f, '__name__', '').lower()]; sys.argv = [sys.argv[0], *sys.argv[2:]]; "
+                    "runpy.run_module(sys.argv_module, run_name='__main__', alter_sys=True)")
+        launcher = launcher.replace("sys.argv_module", repr(argv[2]))
+        done = subprocess.run([sys.executable, "-c", launcher, argv[2], *argv[3:]], cwd=code, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
         if done.returncode != 0:
             pipeline.status, pipeline.error = "Failed", (done.stderr or done.stdout)[-2000:]
             return pipeline

@@ -8,9 +8,10 @@ import json
 from typing import Any
 
 from shared.automation import eventgrid
-from shared.automation.handlers import CHAMPION, Automation, request_training
+from shared.automation.handlers import Automation, request_training
 from shared.automation.messages import Deploy, Rollback
 from shared.errors import BankopsError, InvalidInput, NotFound, PayloadTooLarge
+from shared.ports import CHAMPION
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # Event Grid batches stay under 1 MB (one event may be 1 MB): room to spare
 MAX_DEPTH = 32  # the deepest documented payload (a blob or run event) nests 4 levels

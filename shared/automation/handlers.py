@@ -34,6 +34,8 @@ from shared.dataset_registration import content_hash, load_frame, register_datas
 from shared.errors import BankopsError, Conflict, InvalidDataset, NotFound
 from shared.monitoring.ranges import MetricRanges
 from shared.ports import (
+    CHAMPION,
+    PREVIOUS,
     BatchRunner,
     DatasetStore,
     Datastore,
@@ -47,6 +49,7 @@ from shared.ports import (
     Trainer,
     TrainingRequest,
     WorkQueue,
+    parse_dataset_ref,
 )
 from shared.untrusted_text import REASON_LIMIT, clip, escape, for_log, safe_file_name, shown
 
@@ -55,7 +58,6 @@ if TYPE_CHECKING:
     from shared.training.pipeline import TrainingProgress
 
 log = logging.getLogger("bankops.automation")
-CHAMPION, PREVIOUS = "champion", "previous"
 TRAINING_KEY = "training"
 
 
@@ -158,7 +160,7 @@ def _quarantine(auto: Automation, event: DataArrived, container: str, name: str,
     return {"outcome": "quarantined", "file": f"quarantine/{moved.name}", "reason": clip(str(error), REASON_LIMIT // 2)}
 
 
-def on_data_arrived(auto: Automation, event: DataArrived) -> dict[str, Any]:
+def on_data_arrived(auto: Automation, event: DataArrived, job_id: str = "") -> dict[str, Any]:
     """Judge a dropped file once, whole: register exactly the bytes read, move exactly those, else judge it again."""
     container, _, name = event.blob.partition("/")
     blob = for_log(event.blob)
@@ -240,11 +242,11 @@ def on_request_training(auto: Automation, command: RequestTraining, job_id: str 
     from shared.resources import shipped_data
 
     s = auto.settings
-    name, _, version = (command.dataset or s.dataset_name).partition(":")
+    name, version = parse_dataset_ref(command.dataset or s.dataset_name)
     if not auto.datasets.list(name) and name == s.dataset_name:
         register_dataset(auto.datasets, shipped_data(), name=name, holdout_fraction=s.holdout_fraction, seed=s.seed,
                          source_name="shipped")
-    dataset = auto.datasets.get(name, int(version) if version else None)
+    dataset = auto.datasets.get(name, version)
     request = TrainingRequest(dataset=dataset, budget_s=s.automl_budget_s, metric=s.primary_metric,
                               exclude_columns=tuple(split_columns(s.exclude_columns)), folds=s.cv_folds, seed=s.seed,
                               reason=command.reason)
@@ -297,7 +299,7 @@ def _model_of_run(auto: Automation, event: RunCompleted) -> tuple[str, str]:
     return found[-1].version, found[-1].tags.get("dataset", auto.settings.dataset_name)
 
 
-def on_run_completed(auto: Automation, event: RunCompleted) -> dict[str, Any]:
+def on_run_completed(auto: Automation, event: RunCompleted, job_id: str = "") -> dict[str, Any]:
     champion = auto.registry.alias(CHAMPION)
     challenger, dataset_ref = _model_of_run(auto, event)
     decision: GateDecision | RunDecision
@@ -306,8 +308,7 @@ def on_run_completed(auto: Automation, event: RunCompleted) -> dict[str, Any]:
     else:  # the local gate scores both models here (scikit-learn's metrics: not in the function app's package)
         from shared.automation.gate import decide
 
-        name, _, version = dataset_ref.partition(":")
-        dataset = auto.datasets.get(name, int(version) if version else None)
+        dataset = auto.datasets.get(*parse_dataset_ref(dataset_ref))
         decision = decide(challenger=challenger, champion=champion.version if champion else None, dataset=dataset,
                           datasets=auto.datasets, registry=auto.registry, tolerance=auto.settings.gate_tolerance, ranges=auto.ranges)
     auto.on_event("gate", {"deploy": decision.deploy})
@@ -318,7 +319,7 @@ def on_run_completed(auto: Automation, event: RunCompleted) -> dict[str, Any]:
     return _deploy_with_smoke_test(auto, challenger, decision.reason) | {"gate": decision.reason}
 
 
-def on_run_failed(auto: Automation, event: RunFailed) -> dict[str, Any]:
+def on_run_failed(auto: Automation, event: RunFailed, job_id: str = "") -> dict[str, Any]:
     """A training pipeline run ended Failed or Canceled on Azure ML: the retrain is recorded as failed, the champion stays."""
     error = f"Azure ML pipeline run {event.run_id} ended {event.status}"
     if auto.run_lookup is not None:
@@ -332,7 +333,7 @@ def on_run_failed(auto: Automation, event: RunFailed) -> dict[str, Any]:
             "reason": error[:300]}
 
 
-def on_deploy(auto: Automation, command: Deploy) -> dict[str, Any]:
+def on_deploy(auto: Automation, command: Deploy, job_id: str = "") -> dict[str, Any]:
     if command.model_version:
         version = auto.registry.get(command.model_version).version
     else:
@@ -343,7 +344,7 @@ def on_deploy(auto: Automation, command: Deploy) -> dict[str, Any]:
     return _deploy_with_smoke_test(auto, version, command.reason)
 
 
-def on_rollback(auto: Automation, command: Rollback) -> dict[str, Any]:
+def on_rollback(auto: Automation, command: Rollback, job_id: str = "") -> dict[str, Any]:
     previous = auto.registry.alias(PREVIOUS)
     current = auto.deployer.current()
     if previous is None or previous.version == current:
@@ -354,7 +355,7 @@ def on_rollback(auto: Automation, command: Rollback) -> dict[str, Any]:
     return result
 
 
-def on_batch_arrived(auto: Automation, event: BatchArrived) -> dict[str, Any]:
+def on_batch_arrived(auto: Automation, event: BatchArrived, job_id: str = "") -> dict[str, Any]:
     """Score a client list dropped into `batch` with the champion; a file with the wrong columns is quarantined."""
     container, _, name = event.blob.partition("/")
     current = auto.datastore.info(container, name)
@@ -383,7 +384,7 @@ def on_batch_arrived(auto: Automation, event: BatchArrived) -> dict[str, Any]:
     return {"outcome": "scored", **run.as_dict()}
 
 
-def on_prepare_batch(auto: Automation, command: PrepareBatch) -> dict[str, Any]:
+def on_prepare_batch(auto: Automation, command: PrepareBatch, job_id: str = "") -> dict[str, Any]:
     """Ready the champion for batch scoring (native trees locally; the Azure ML batch deployment);
     a version that is no longer the champion is skipped."""
     champion = auto.registry.alias(CHAMPION)

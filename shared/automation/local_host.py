@@ -24,7 +24,7 @@ import uvicorn
 
 from shared.adapters.local.tracking import MlflowTracker
 from shared.automation.control_app import create_control_app
-from shared.automation.handlers import CHAMPION, Automation, request_training
+from shared.automation.handlers import Automation, request_training
 from shared.automation.schedule import RetrainSchedule
 from shared.automation.watcher import IncomingWatcher
 from shared.automation.worker import Worker
@@ -35,7 +35,7 @@ from shared.monitoring.alerts import AlertEvaluator, AlertRules, registry_baseli
 from shared.monitoring.availability import AvailabilityProbe
 from shared.monitoring.metrics import ControlMetrics
 from shared.monitoring.pipeline_state import observe_pipeline
-from shared.ports import SmokeResult
+from shared.ports import CHAMPION, SmokeResult
 from shared.serving.client import ScoringClient
 from shared.serving.connection_limits import uvicorn_options
 from shared.serving.deployer import LocalDeployer

@@ -118,10 +118,10 @@ def from_dict(data: dict[str, Any]) -> Message:
     return MESSAGES[kind](**values)
 
 
-LANES = {"RequestTraining": "training", "BatchArrived": "batch", "PrepareBatch": "batch"}
+LANE_OF_KIND = {"RequestTraining": "training", "BatchArrived": "batch", "PrepareBatch": "batch"}
 DEFAULT_LANE = "control"
 
 
 def lane_of(kind: str) -> str:
     """The worker lane a message kind runs in: training alone, batch files alone, the rest (deploys, data) together."""
-    return LANES.get(kind, DEFAULT_LANE)
+    return LANE_OF_KIND.get(kind, DEFAULT_LANE)

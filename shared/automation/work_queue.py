@@ -5,9 +5,9 @@ BANKOPS_HOME) and `shared.adapters.azure.work_queue` (Storage Queues + Tables); 
 """
 
 from shared.adapters.local.work_queue import SqliteWorkQueue
-from shared.automation.messages import DEFAULT_LANE, LANES
+from shared.automation.messages import DEFAULT_LANE, LANE_OF_KIND
 from shared.ports import Job
 
 WorkQueue = SqliteWorkQueue
 
-__all__ = ["DEFAULT_LANE", "LANES", "Job", "SqliteWorkQueue", "WorkQueue"]
+__all__ = ["DEFAULT_LANE", "LANE_OF_KIND", "Job", "SqliteWorkQueue", "WorkQueue"]

@@ -6,7 +6,6 @@ else is retried with backoff and ends as a dead-letter record with the reason.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -16,11 +15,11 @@ from shared.errors import BankopsError, InProgress
 from shared.ports import Job
 
 log = logging.getLogger("bankops.worker")
-LANES = ("training", "control", "batch")
+WORKER_LANES = ("training", "control", "batch")  # each lane has its own thread: a long job never holds another lane
 
 
 class Worker:
-    def __init__(self, auto: Automation, *, lanes: tuple[str, ...] = LANES, poll_s: float = 0.5) -> None:
+    def __init__(self, auto: Automation, *, lanes: tuple[str, ...] = WORKER_LANES, poll_s: float = 0.5) -> None:
         self.auto = auto
         self.lanes = lanes
         self.poll_s = poll_s
@@ -44,8 +43,7 @@ class Worker:
         self.busy[lane] = job.job_id
         log.info("job %s %s started (attempt %d)", job.job_id, job.kind, job.attempts)
         try:
-            kwargs = {"job_id": job.job_id} if "job_id" in inspect.signature(handler).parameters else {}
-            result = handler(self.auto, job.message, **kwargs)
+            result = handler(self.auto, job.message, job_id=job.job_id)  # one signature: (automation, message, job id)
         except InProgress as exc:  # a step of long work has started elsewhere: look again later, never block
             log.info("job %s %s in progress: %s", job.job_id, job.kind, exc.message)
             self.auto.queue.defer(job.job_id, exc.retry_after_s, exc.message)

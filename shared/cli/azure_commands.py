@@ -58,8 +58,9 @@ def fire_pipeline(
 
         _print({"run_id": fire_rest(s.pipeline_rest_url, backend.credential, s.experiment_name), "via": "rest"})
         return
-    name, _, version = (dataset or s.dataset_name).partition(":")
-    found = backend.datasets.get(name, int(version) if version else None)
+    from shared.ports import parse_dataset_ref
+
+    found = backend.datasets.get(*parse_dataset_ref(dataset or s.dataset_name))
     submission = backend.trainer.train(TrainingRequest(dataset=found, metric=s.primary_metric, folds=s.cv_folds, reason="cli"))
     _print({"run_id": submission.run_id, "dataset": submission.dataset, **submission.details})
 
@@ -98,7 +99,7 @@ def retire(home: HomeOpt = None) -> None:
 
 def _batch_version(backend: Any, model_version: str | None) -> str:
     """The named version, else the champion, else the newest."""
-    from shared.automation.handlers import CHAMPION
+    from shared.ports import CHAMPION
 
     if model_version:
         return str(backend.registry.get(model_version).version)

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from shared.cli.app import HomeOpt, app, backend_for, console, err, friendly_errors
-from shared.errors import InvalidInput
 
 if TYPE_CHECKING:
     from shared.bootstrap import Backend
@@ -79,10 +78,9 @@ def resolve_dataset(backend: Backend, settings: Settings, ref: str | None) -> Da
                                holdout_fraction=settings.holdout_fraction, seed=settings.seed, source_name="shipped")
         console.print(f"registered the shipped UCI bank marketing data as {reg.dataset.ref}")
         return reg.dataset
-    name, _, version = (ref or settings.dataset_name).partition(":")
-    if version and not version.isdigit():
-        raise InvalidInput(f"dataset reference {ref!r} is not NAME or NAME:VERSION (e.g. bankmarketing:2)")
-    return backend.datasets.get(name, int(version) if version else None)
+    from shared.ports import parse_dataset_ref
+
+    return backend.datasets.get(*parse_dataset_ref(ref or settings.dataset_name))
 
 
 @app.command()

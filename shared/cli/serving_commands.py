@@ -56,8 +56,8 @@ def deploy(
     home: HomeOpt = None,
 ) -> None:
     """Serve another model version with no downtime and mark it champion."""
+    from shared.ports import CHAMPION
     from shared.serving.deployer import LocalDeployer
-    from shared.serving.runner import CHAMPION
 
     settings, backend = backend_for(home)
     deployer = LocalDeployer(ServingState(settings.paths.serving), backend.registry, KeyStore.from_settings(settings))

@@ -41,7 +41,7 @@ from shared.evaluation.decision_tags import (
 )
 from shared.model import BankMarketingModel
 from shared.monitoring.ranges import MetricRanges
-from shared.ports import DatasetVersion, ModelVersion
+from shared.ports import DatasetVersion, ModelVersion, parse_dataset_ref
 
 CHALLENGER = "new"  # the challenger has no registered version yet: the gate's reasons call it "vnew"
 MAX_REASON = 250  # run tags are short; the full reason is in decision.json
@@ -55,9 +55,9 @@ class MountedDataset:
     """
 
     def __init__(self, folder: Path, ref: str) -> None:
-        name, _, version = ref.partition(":")
-        if not version.isdigit():
-            raise InvalidInput(f"the dataset reference must be NAME:VERSION, not {ref!r}")
+        name, version = parse_dataset_ref(ref)
+        if version is None:
+            raise InvalidInput(f"the dataset reference must be NAME:VERSION, not {ref[:80]!r}")
         self.folder = folder
         content = self._file(DATA_FILE)
         frame = validate_csv(content, min_rows=1, min_rows_per_class=1).frame

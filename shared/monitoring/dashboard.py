@@ -19,14 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.automation import control
-from shared.automation.handlers import CHAMPION, PREVIOUS
 from shared.errors import InvalidInput
 from shared.monitoring import availability
 from shared.monitoring.monitor import failed, percentile
 from shared.monitoring.pipeline_state import training_runs
 from shared.monitoring.ranges import MetricRanges
 from shared.monitoring.request_log import read_entries
-from shared.ports import ModelVersion
+from shared.ports import CHAMPION, PREVIOUS, ModelVersion
 
 if TYPE_CHECKING:
     from shared.automation.handlers import Automation

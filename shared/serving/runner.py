@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from shared.bootstrap import bootstrap
 from shared.config import Settings, load_settings
-from shared.ports import ModelRegistry
+from shared.ports import CHAMPION, ModelRegistry
 from shared.serving.app import ServiceConfig, create_app
 from shared.serving.connection_limits import uvicorn_options
 from shared.serving.deployment import ServerInfo, ServingState
@@ -25,7 +25,6 @@ from shared.serving.served import ServedModel, load_served
 from shared.serving.watcher import ModelSlot, WorkerStats
 
 HOST = "127.0.0.1"
-CHAMPION = "champion"
 WORKER_HEALTHCHECK_S = 120
 
 

@@ -14,13 +14,13 @@ import pytest
 from typer.testing import CliRunner
 
 from shared.automation import control
-from shared.automation.handlers import CHAMPION
 from shared.automation.watcher import IncomingWatcher
 from shared.automation.worker import Worker
 from shared.bootstrap import Backend, build_automation
 from shared.cli.main import app
 from shared.config import Settings
 from shared.mlflow_model import example_frame
+from shared.ports import CHAMPION
 from shared.serving.contract import EXAMPLE_RECORDS
 from tests import samples
 from tests.batch_samples import clients, tiny_model

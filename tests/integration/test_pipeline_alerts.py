@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.adapters.local.trainer import LocalTrainer
 from shared.automation.control_app import create_control_app
-from shared.automation.handlers import CHAMPION, Automation, request_training
+from shared.automation.handlers import Automation, request_training
 from shared.automation.work_queue import WorkQueue
 from shared.automation.worker import Worker
 from shared.bootstrap import build_automation
@@ -33,7 +33,7 @@ from shared.monitoring.metrics import ControlMetrics
 from shared.monitoring.notify import WebhookNotifier
 from shared.monitoring.pipeline_state import observe_pipeline
 from shared.monitoring.ranges import MetricRanges
-from shared.ports import TrainingSubmission
+from shared.ports import CHAMPION, TrainingSubmission
 from shared.resources import shipped_data
 from shared.training.pipeline import TrainingRequest
 from tests.automation_fakes import FakeDeployer

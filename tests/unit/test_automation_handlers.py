@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from shared import schema
 from shared.automation import control
-from shared.automation.handlers import CHAMPION, PREVIOUS, Automation, on_run_completed
+from shared.automation.handlers import Automation, on_run_completed
 from shared.automation.messages import RunCompleted
 from shared.automation.watcher import IncomingWatcher
 from shared.automation.work_queue import WorkQueue
@@ -27,6 +27,7 @@ from shared.config import load_settings
 from shared.dataset_registration import load_frame, register_dataset
 from shared.features import FeatureEncoder
 from shared.model import BankMarketingModel, Member
+from shared.ports import CHAMPION, PREVIOUS
 from tests.automation_fakes import FakeDeployer, InMemoryDatastore
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 

@@ -21,13 +21,14 @@ from shared.adapters.azure.deployer import AzureDeployer, parse_answer
 from shared.adapters.azure.registry import AzureModelRegistry
 from shared.adapters.azure.trainer import AzureTrainer, cron5, fire_rest, publish_pipeline, rest_scope
 from shared.automation import control
-from shared.automation.handlers import CHAMPION, Automation
+from shared.automation.handlers import Automation
 from shared.automation.work_queue import WorkQueue
 from shared.automation.worker import Worker
 from shared.config import Settings, load_settings
 from shared.dataset_registration import register_dataset
 from shared.errors import BankopsError, InProgress, InvalidInput
 from shared.mlflow_model import example_frame
+from shared.ports import CHAMPION
 from shared.training.pipeline import TrainingRequest
 from tests import event_fixtures, samples
 from tests.automation_fakes import InMemoryDatastore

@@ -18,14 +18,14 @@ import pytest
 from shared import schema
 from shared.adapters.azure.registry import AzureModelRegistry
 from shared.adapters.azure.trainer import AzureTrainer
-from shared.automation.handlers import CHAMPION, Automation, on_run_completed
+from shared.automation.handlers import Automation, on_run_completed
 from shared.automation.messages import RunCompleted
 from shared.automation.work_queue import WorkQueue
 from shared.config import Settings, load_settings
 from shared.dataset_registration import register_dataset
 from shared.errors import NotFound
 from shared.mlflow_model import example_frame
-from shared.ports import DatasetVersion
+from shared.ports import CHAMPION, DatasetVersion
 from shared.training.pipeline import TrainingRequest
 from tests import samples
 from tests.automation_fakes import InMemoryDatastore

@@ -15,12 +15,13 @@ import pytest
 
 from shared.adapters.local.datastore import LocalDatastore
 from shared.automation import control, eventgrid
-from shared.automation.handlers import CHAMPION, Automation
+from shared.automation.handlers import Automation
 from shared.automation.messages import BatchArrived
 from shared.automation.watcher import IncomingWatcher
 from shared.automation.work_queue import WorkQueue
 from shared.automation.worker import Worker
 from shared.config import load_settings
+from shared.ports import CHAMPION
 from tests import samples
 from tests.automation_fakes import FakeDeployer, InMemoryDatastore
 from tests.batch_samples import clients, expected_proba, tiny_model

@@ -13,12 +13,12 @@ import pytest
 
 from shared.adapters.azure.batch import AzureBatchRunner
 from shared.automation import control, eventgrid
-from shared.automation.handlers import CHAMPION, Automation
+from shared.automation.handlers import Automation
 from shared.automation.worker import Worker
 from shared.bootstrap import AzureBackend
 from shared.config import load_settings
 from shared.errors import InProgress
-from shared.ports import BatchRunStatus
+from shared.ports import CHAMPION, BatchRunStatus
 from tests import samples
 from tests.azure_fakes import FakeMLClient
 from tests.batch_samples import clients

@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shared.automation.handlers import CHAMPION, Automation, on_run_completed
+from shared.automation.handlers import Automation, on_run_completed
 from shared.automation.messages import RunCompleted
 from shared.automation.work_queue import WorkQueue
 from shared.config import load_settings
 from shared.monitoring.ranges import MetricRanges
+from shared.ports import CHAMPION
 from tests.automation_fakes import FakeDeployer, InMemoryDatastore
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 from tests.unit.test_automation_handlers import DATA, _model, _register

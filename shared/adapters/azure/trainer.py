@@ -171,7 +171,7 @@ class AzureTrainer:
         self.ml, self.settings, self.registry, self.credential, self.http = ml_client, settings, registry, credential, http
 
     def champion(self) -> str | None:
-        from shared.automation.handlers import CHAMPION
+        from shared.ports import CHAMPION
 
         holder = self.registry.alias(CHAMPION) if self.registry is not None else None
         return holder.version if holder else None
