@@ -51,6 +51,7 @@ var settings = {
   BANKOPS_DATASTORE: 'azure'
   BANKOPS_STORAGE_ACCOUNT_URL: dataBlobEndpoint
   BANKOPS_WORK_QUEUE: 'bankops-work'
+  BANKOPS_MAX_DATA_MB: '64' // a dropped file over this is quarantined unread (the function app's memory bound)
   AZURE_SUBSCRIPTION_ID: subscription().subscriptionId
   AZURE_RESOURCE_GROUP: resourceGroup().name
   AZUREML_WORKSPACE_NAME: workspaceName

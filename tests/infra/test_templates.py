@@ -36,6 +36,8 @@ NOT_ON_AZURE = {
     "BANKOPS_STORAGE_CONNECTION_STRING": "the key-based alternative to BANKOPS_STORAGE_ACCOUNT_URL",
     "AZUREML_CONFIG": "the config.json alternative to the three workspace settings",
     "BANKOPS_PIPELINE_REST_URL": "optional: fire a published pipeline instead of submitting the job",
+    "BANKOPS_HTTP_HEADER_TIMEOUT_SECONDS": "the local services' uvicorn servers; on Azure the Functions host serves HTTP",
+    "BANKOPS_HTTP_MAX_CONNECTIONS": "as BANKOPS_HTTP_HEADER_TIMEOUT_SECONDS",
 }
 # CONTRACTS decisions 3 and 5: settings added this round (some on other branches' config.py)
 DECIDED = {
