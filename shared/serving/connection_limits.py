@@ -56,14 +56,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._awaiting_headers:
+        super().data_received(data)  # the parser ends the headers (on_headers_complete) inside this call when they are whole
+        if self._awaiting_headers and not self.transport.is_closing():
+            # still no end of headers: these bytes were all request line and headers (a body that arrives with its
+            # headers in one read never counts, so a large POST is judged by the body limit, not this one)
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes:
                 self._disarm()
                 _close_with(self.transport, b"431 Request Header Fields Too Large",
                             f"the request line and headers are over {self.max_header_bytes:,} bytes")
-                return
-        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

@@ -46,6 +46,7 @@ def pyfunc_predictions(home: Path, version: str, records: list[dict[str, object]
     """What the registered MLflow pyfunc model says: labels and P(yes)."""
     settings = load_settings(home=home)
     mlflow.set_tracking_uri(settings.paths.tracking_uri)
+    mlflow.set_registry_uri(settings.paths.tracking_uri)  # an earlier test's tracker may have pointed it at its own home
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
     answer = model.predict(example_frame(records))
     return answer["prediction"].tolist(), answer["probability_yes"].to_numpy()

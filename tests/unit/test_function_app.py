@@ -15,7 +15,6 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
-import function_app
 from functions import runtime
 from shared.automation.handlers import Automation
 from shared.automation.work_queue import WorkQueue
@@ -23,6 +22,7 @@ from shared.config import load_settings
 from tests import event_fixtures
 from tests.automation_fakes import FakeDeployer, InMemoryDatastore
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
+from tests.function_index import indexed_functions
 
 BLOB_CREATED = {
     "id": "5c2b6f4e-701e-0061-0e2b-5c6a4d06e2b1",
@@ -46,7 +46,7 @@ def auto(tmp_path: Path) -> Automation:
     return automation
 
 
-FUNCTIONS = {fn.get_function_name(): fn for fn in function_app.app.get_functions()}  # the host indexes once
+FUNCTIONS = indexed_functions()  # the host indexes once
 
 
 def _function(name: str) -> Any:
