@@ -8,9 +8,14 @@ fail its smoke test, as a broken deployment would.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import Conflict, NotFound
-from shared.ports import BlobInfo, SmokeResult
+from shared.ports import BlobInfo, Datastore, SmokeResult
+
+if TYPE_CHECKING:
+    from shared.automation.handlers import Automation
 
 
 class InMemoryDatastore:
@@ -63,3 +68,16 @@ class FakeDeployer:
         if version in self.broken_versions:
             return SmokeResult(False, f"v{version} answered 500")
         return SmokeResult(self.serving == version, f"serving v{self.serving}")
+
+
+def in_memory_automation(home: Path, *, datastore: Datastore | None = None, **settings: Any) -> Automation:
+    """An Automation on in-memory stores and a real SQLite queue under `home` (retries without delay): the handlers'
+    tests. `datastore` defaults to the in-memory one; `settings` override load_settings."""
+    from shared.adapters.local.work_queue import SqliteWorkQueue
+    from shared.automation.handlers import Automation
+    from shared.config import load_settings
+    from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
+
+    return Automation(settings=load_settings(home=home, **settings), datasets=InMemoryDatasetStore(),
+                      registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=datastore or InMemoryDatastore(),
+                      deployer=FakeDeployer(), queue=SqliteWorkQueue(home / "queue.db", retry_delay_s=0))

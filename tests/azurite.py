@@ -1,8 +1,8 @@
 """Azurite, the Azure Storage emulator, for tests: installed once with npm, started on free loopback ports.
 
 `npm install --prefix .cache/azurite azurite@3` runs the first time only (the folder is
-gitignored); each test session starts its own in-memory blob service (or blob, queue and table:
-`running_azurite_services`) and stops it at the end.
+gitignored); each test session starts one in-memory Azurite with its blob, queue and table services
+(`running_azurite_services`, the `azurite` fixture of tests/conftest.py) and stops it at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "azurite"
-BLOB_BIN = CACHE / "node_modules" / ".bin" / "azurite-blob"
 ALL_BIN = CACHE / "node_modules" / ".bin" / "azurite"  # blob, queue and table in one process
 
 
@@ -29,16 +28,16 @@ class AzuriteUnavailable(RuntimeError):
 
 
 def install() -> Path:
-    """The azurite-blob executable, installed into .cache/azurite when missing."""
-    if BLOB_BIN.exists():
-        return BLOB_BIN
+    """The azurite executable (blob, queue and table), installed into .cache/azurite when missing."""
+    if ALL_BIN.exists():
+        return ALL_BIN
     npm = shutil.which("npm")
     if npm is None:
         raise AzuriteUnavailable("npm is not on PATH: install Node.js 20+ to run the Azurite tests")
     CACHE.mkdir(parents=True, exist_ok=True)
     subprocess.run([npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", "--loglevel=error", "azurite@3"],
                    check=True, timeout=900, stdout=subprocess.DEVNULL)
-    return BLOB_BIN
+    return ALL_BIN
 
 
 def free_port() -> int:
@@ -91,22 +90,11 @@ def _started(args: list[str], ports: list[int], name: str, timeout_s: float) -> 
 
 
 @contextmanager
-def running_azurite(timeout_s: float = 30.0) -> Iterator[int]:
-    """Start azurite-blob in memory on 127.0.0.1:<free port>; yields the port, stops it afterwards."""
-    binary = install()
-    port = free_port()
-    args = [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
-            "--skipApiVersionCheck", "--loose", "--silent"]
-    with _started(args, [port], "azurite-blob", timeout_s):
-        yield port
-
-
-@contextmanager
 def running_azurite_services(timeout_s: float = 30.0) -> Iterator[AzuritePorts]:
     """Start Azurite's blob, queue and table services in memory on free loopback ports; stop them afterwards."""
-    install()
+    binary = install()
     ports = AzuritePorts(blob=free_port(), queue=free_port(), table=free_port())
-    args = [str(ALL_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob), "--queueHost", "127.0.0.1",
+    args = [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob), "--queueHost", "127.0.0.1",
             "--queuePort", str(ports.queue), "--tableHost", "127.0.0.1", "--tablePort", str(ports.table),
             "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"]
     with _started(args, [ports.blob, ports.queue, ports.table], "azurite", timeout_s):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from shared.config import Settings, load_settings
 from shared.openmp import apply_openmp_environment
 from tests import samples
+from tests.azurite import AzuritePorts, AzuriteUnavailable, running_azurite_services
 
 WriteCsv = Callable[..., Path]
 
@@ -66,3 +67,34 @@ def valid_frame() -> pd.DataFrame:
 @pytest.fixture
 def endpoint_records() -> list[dict[str, Any]]:
     return samples.endpoint_records()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzuritePorts]:
+    """Azurite's blob, queue and table services for the whole session (in memory, free loopback ports)."""
+    try:
+        with running_azurite_services() as ports:
+            yield ports
+    except AzuriteUnavailable as exc:
+        pytest.fail(f"Azurite could not start: {exc}")
+
+
+@pytest.fixture(scope="session")
+def azurite_port(azurite: AzuritePorts) -> int:
+    """The session Azurite's blob port."""
+    return azurite.blob
+
+
+@pytest.fixture
+def blob_service(azurite_port: int) -> Any:
+    """A BlobServiceClient on the session's Azurite, every container emptied first."""
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.adapters.azure.datastore import azurite_connection_string
+
+    service = BlobServiceClient.from_connection_string(azurite_connection_string(azurite_port))
+    for container in service.list_containers():
+        client = service.get_container_client(container.name)
+        for blob in client.list_blobs():
+            client.delete_blob(blob.name)
+    return service

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests import samples
-from tests.e2e.test_up import Host, _free_port
+from tests.e2e.test_up import Host, up_host
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -49,13 +49,8 @@ def hostile_files() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
-    running = Host(tmp_path_factory.mktemp("hostile") / "home", _free_port(), _free_port())
-    try:
-        running.wait_for("bankops is up", timeout_s=300)
+    with up_host(tmp_path_factory.mktemp("hostile") / "home") as running:
         yield running
-    finally:
-        if running.process.poll() is None:
-            running.interrupt()
 
 
 def _slow_writer(incoming: Path, data: bytes) -> None:

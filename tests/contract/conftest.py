@@ -8,7 +8,7 @@ Azure ML `MLClient` operations in tests/azure_fakes.py (Azure ML cannot be reach
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -24,7 +24,6 @@ from shared.features import FeatureEncoder
 from shared.model import BankMarketingModel, Member
 from tests import samples
 from tests.azure_fakes import FakeMLClient
-from tests.azurite import AzuriteUnavailable, running_azurite
 
 BACKENDS = ["local", "azure"]
 
@@ -35,30 +34,6 @@ def _no_real_azure(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.upper().startswith(("AZURE_", "AZUREML_")) or key == "MLFLOW_TRACKING_TOKEN":
             monkeypatch.delenv(key)
-
-
-@pytest.fixture(scope="session")
-def azurite_port() -> Iterator[int]:
-    try:
-        with running_azurite() as port:
-            yield port
-    except AzuriteUnavailable as exc:
-        pytest.fail(f"Azurite could not start: {exc}")
-
-
-@pytest.fixture
-def blob_service(azurite_port: int) -> Any:
-    """A BlobServiceClient on the session's Azurite, every container emptied first."""
-    from azure.storage.blob import BlobServiceClient
-
-    from shared.adapters.azure.datastore import azurite_connection_string
-
-    service = BlobServiceClient.from_connection_string(azurite_connection_string(azurite_port))
-    for container in service.list_containers():
-        client = service.get_container_client(container.name)
-        for blob in client.list_blobs():
-            client.delete_blob(blob.name)
-    return service
 
 
 @pytest.fixture

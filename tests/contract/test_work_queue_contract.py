@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,9 @@ import pytest
 
 from shared.automation.messages import DataArrived, Deploy, RequestTraining
 from shared.ports import WorkQueue
-from tests.azurite import AzuritePorts, AzuriteUnavailable, running_azurite_services
+from tests.azurite import AzuritePorts
 
 BACKENDS = ["local", "azure"]
-
-
-@pytest.fixture(scope="module")
-def storage() -> Iterator[AzuritePorts]:
-    try:
-        with running_azurite_services() as ports:
-            yield ports
-    except AzuriteUnavailable as exc:
-        pytest.fail(f"Azurite could not start: {exc}")
 
 
 def _azure(ports: AzuritePorts, **options: Any) -> Any:
@@ -53,7 +43,7 @@ def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
             from shared.adapters.local.work_queue import SqliteWorkQueue
 
             return SqliteWorkQueue(tmp_path / f"{uuid.uuid4().hex}.db", **options)
-        return _azure(request.getfixturevalue("storage"), **options)  # type: ignore[no-any-return]
+        return _azure(request.getfixturevalue("azurite"), **options)  # type: ignore[no-any-return]
 
     make.backend = request.param  # type: ignore[attr-defined]
     return make
@@ -159,8 +149,8 @@ def test_recent_lists_newest_first_and_by_kind(make_queue: Any) -> None:
 
 
 # --- what only the Azure adapter has: the poison queue and interrupted deliveries -------------
-def test_azure_a_dead_job_lands_in_the_poison_queue_with_its_reason(storage: AzuritePorts) -> None:
-    queue = _azure(storage, max_attempts=1, retry_delay_s=0)
+def test_azure_a_dead_job_lands_in_the_poison_queue_with_its_reason(azurite: AzuritePorts) -> None:
+    queue = _azure(azurite, max_attempts=1, retry_delay_s=0)
     job, _ = queue.put(Deploy(model_version="1"))
     queue.claim("control")
     queue.fail(job.job_id, "RuntimeError: broken")
@@ -169,8 +159,8 @@ def test_azure_a_dead_job_lands_in_the_poison_queue_with_its_reason(storage: Azu
     assert queue.queue.peek_messages(max_messages=5) == []  # nothing left to deliver
 
 
-def test_azure_a_delivery_interrupted_on_every_attempt_ends_dead(storage: AzuritePorts) -> None:
-    queue = _azure(storage, max_attempts=2)
+def test_azure_a_delivery_interrupted_on_every_attempt_ends_dead(azurite: AzuritePorts) -> None:
+    queue = _azure(azurite, max_attempts=2)
     job, _ = queue.put(Deploy(model_version="1"))
     assert queue.start(job.job_id) is not None  # the host dies while it runs, the message comes back
     again = queue.start(job.job_id)
@@ -181,23 +171,23 @@ def test_azure_a_delivery_interrupted_on_every_attempt_ends_dead(storage: Azurit
     assert queue.dead_letters()[1] == 1
 
 
-def test_azure_messages_are_base64_as_the_functions_queue_trigger_reads_them(storage: AzuritePorts) -> None:
+def test_azure_messages_are_base64_as_the_functions_queue_trigger_reads_them(azurite: AzuritePorts) -> None:
     import base64
 
     from azure.storage.queue import QueueClient
 
-    queue = _azure(storage)
+    queue = _azure(azurite)
     job, _ = queue.put(Deploy(model_version="1"))
-    raw = QueueClient.from_connection_string(storage.connection_string(), queue.queue.queue_name).peek_messages()[0]
+    raw = QueueClient.from_connection_string(azurite.connection_string(), queue.queue.queue_name).peek_messages()[0]
     assert json.loads(base64.b64decode(raw.content)) == {"job_id": job.job_id, "lane": "control"}
 
 
-def test_azure_an_event_recorded_but_never_sent_is_sent_on_redelivery(storage: AzuritePorts) -> None:
+def test_azure_an_event_recorded_but_never_sent_is_sent_on_redelivery(azurite: AzuritePorts) -> None:
     """Storage has no transaction across table and queue: a crash after the ledger entry, before the
     message, is made good by Event Grid's redelivery (the steps done here are the adapter's own, stopped short)."""
     from shared.adapters.azure.work_queue import EVENT, _row_key
 
-    queue = _azure(storage)
+    queue = _azure(azurite)
     first = DataArrived(blob="incoming/a.csv", etag="1")
     queue._record(first, None)
     queue.events.create_entity({"PartitionKey": EVENT, "RowKey": _row_key("blob:incoming/a.csv:1"), "job_id": first.message_id})

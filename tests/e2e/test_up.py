@@ -7,6 +7,7 @@ a host killed mid-training resumes on restart and serves the champion at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -105,6 +106,18 @@ class Host:
         self.process.wait(10)
 
 
+@contextlib.contextmanager
+def up_host(home: Path) -> Iterator[Host]:
+    """`bankops up` on `home` and free ports, once it says it is up; Ctrl-C at the end if it still runs."""
+    running = Host(home, _free_port(), _free_port())
+    try:
+        running.wait_for("bankops is up", timeout_s=300)
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.interrupt()
+
+
 def _drop(incoming: Path, name: str, data: bytes) -> None:
     """Write beside, then rename: how a file lands whole, as a finished blob does."""
     partial = incoming / f".{name}.part"
@@ -119,13 +132,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def host(home: Path) -> Iterator[Host]:
-    running = Host(home, _free_port(), _free_port())
-    try:
-        running.wait_for("bankops is up", timeout_s=300)
+    with up_host(home) as running:
         yield running
-    finally:
-        if running.process.poll() is None:
-            running.interrupt()
 
 
 def test_first_start_trains_deploys_and_serves_the_shipped_data(host: Host) -> None:

@@ -8,7 +8,6 @@ retrain in /api/status.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,32 +20,15 @@ from shared.automation.worker import Worker
 from shared.config import load_settings
 from tests import event_fixtures, samples
 from tests.automation_fakes import FakeDeployer
-from tests.azurite import AzuriteUnavailable, running_azurite
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 
 
-@pytest.fixture(scope="module")
-def azurite_port() -> Iterator[int]:
-    try:
-        with running_azurite() as port:
-            yield port
-    except AzuriteUnavailable as exc:
-        pytest.fail(f"Azurite could not start: {exc}")
-
-
 @pytest.fixture
-def auto(azurite_port: int, tmp_path: Path) -> Automation:
-    from azure.storage.blob import BlobServiceClient
+def auto(blob_service: Any, tmp_path: Path) -> Automation:
+    from shared.adapters.azure.datastore import BlobDatastore
 
-    from shared.adapters.azure.datastore import BlobDatastore, azurite_connection_string
-
-    service = BlobServiceClient.from_connection_string(azurite_connection_string(azurite_port))
-    for container in service.list_containers():
-        client = service.get_container_client(container.name)
-        for blob in client.list_blobs():
-            client.delete_blob(blob.name)
     return Automation(settings=load_settings(home=tmp_path / "home"), datasets=InMemoryDatasetStore(),
-                      registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=BlobDatastore(service),
+                      registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=BlobDatastore(blob_service),
                       deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
 
 

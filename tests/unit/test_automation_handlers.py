@@ -21,15 +21,12 @@ from shared.automation import control
 from shared.automation.handlers import Automation, on_run_completed
 from shared.automation.messages import RunCompleted
 from shared.automation.watcher import IncomingWatcher
-from shared.automation.work_queue import WorkQueue
 from shared.automation.worker import Worker
-from shared.config import load_settings
 from shared.dataset_registration import load_frame, register_dataset
 from shared.features import FeatureEncoder
 from shared.model import BankMarketingModel, Member
 from shared.ports import CHAMPION, PREVIOUS
-from tests.automation_fakes import FakeDeployer, InMemoryDatastore
-from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
+from tests.automation_fakes import in_memory_automation
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "resources" / "bankmarketing_train.csv"
 
@@ -47,10 +44,7 @@ def full() -> pd.DataFrame:
 
 @pytest.fixture
 def auto(tmp_path: Path) -> Automation:
-    settings = load_settings(home=tmp_path, automl_budget_s=3)
-    return Automation(settings=settings, datasets=InMemoryDatasetStore(), registry=InMemoryModelRegistry(),
-                      tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(), deployer=FakeDeployer(),
-                      queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
+    return in_memory_automation(tmp_path, automl_budget_s=3)
 
 
 def _register(auto: Automation, frame: pd.DataFrame) -> str:

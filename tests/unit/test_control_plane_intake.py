@@ -24,12 +24,9 @@ from shared.automation import control
 from shared.automation.control_app import create_control_app
 from shared.automation.handlers import Automation, accept_event
 from shared.automation.messages import DataArrived, Deploy
-from shared.automation.work_queue import WorkQueue
-from shared.config import load_settings
 from shared.errors import PayloadTooLarge
-from tests.automation_fakes import FakeDeployer, InMemoryDatastore
+from tests.automation_fakes import in_memory_automation
 from tests.azurite import free_port
-from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 
 KEY = "test-function-key"
 
@@ -48,9 +45,7 @@ def blob_created(event_id: str, name: str, etag: str = "0x8DC1A2B3C4D5E6F") -> d
 
 @pytest.fixture
 def auto(tmp_path: Path) -> Automation:
-    return Automation(settings=load_settings(home=tmp_path), datasets=InMemoryDatasetStore(), registry=InMemoryModelRegistry(),
-                      tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(), deployer=FakeDeployer(),
-                      queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
+    return in_memory_automation(tmp_path)
 
 
 @pytest.fixture

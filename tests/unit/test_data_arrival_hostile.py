@@ -20,25 +20,21 @@ from shared.automation import control
 from shared.automation.handlers import Automation
 from shared.automation.messages import Deploy
 from shared.automation.watcher import IncomingWatcher
-from shared.automation.work_queue import Job, WorkQueue
+from shared.automation.work_queue import Job
 from shared.automation.worker import Worker
-from shared.config import load_settings
 from shared.dataset_registration import load_frame, register_dataset
 from shared.logging_setup import OneLineFormatter
 from shared.ports import DatasetVersion
 from tests import samples
-from tests.automation_fakes import FakeDeployer
-from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
+from tests.automation_fakes import in_memory_automation
+from tests.fakes import InMemoryDatasetStore
 
 BOUND = 4096  # a reason, a job result, a status entry: a few KB
 
 
 @pytest.fixture
 def auto(tmp_path: Path) -> Automation:
-    settings = load_settings(home=tmp_path, automl_budget_s=3)
-    return Automation(settings=settings, datasets=InMemoryDatasetStore(), registry=InMemoryModelRegistry(),
-                      tracker=InMemoryRunTracker(), datastore=LocalDatastore(tmp_path / "datastore"),
-                      deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
+    return in_memory_automation(tmp_path, datastore=LocalDatastore(tmp_path / "datastore"), automl_budget_s=3)
 
 
 def incoming(auto: Automation) -> Path:

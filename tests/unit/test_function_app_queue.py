@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import azure.functions as func
@@ -23,30 +22,21 @@ from shared.adapters.azure.work_queue import AzureWorkQueue
 from shared.automation.handlers import Automation
 from shared.config import load_settings
 from tests.automation_fakes import FakeDeployer, InMemoryDatastore
-from tests.azurite import AzuritePorts, AzuriteUnavailable, running_azurite_services
+from tests.azurite import AzuritePorts
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 from tests.unit.test_function_app import FUNCTIONS  # the host indexes the app once per process
 
 
-@pytest.fixture(scope="module")
-def storage() -> Iterator[AzuritePorts]:
-    try:
-        with running_azurite_services() as ports:
-            yield ports
-    except AzuriteUnavailable as exc:
-        pytest.fail(f"Azurite could not start: {exc}")
-
-
 @pytest.fixture
-def auto(storage: AzuritePorts, tmp_path: Path) -> Automation:
+def auto(azurite: AzuritePorts, tmp_path: Path) -> Automation:
     """The composition as the function app builds it (AzureWebJobsStorage -> the Azure queue), on fresh tables."""
-    settings = load_settings(home=tmp_path, azure_web_jobs_storage=storage.connection_string(),
+    settings = load_settings(home=tmp_path, azure_web_jobs_storage=azurite.connection_string(),
                              work_queue=f"work-{uuid.uuid4().hex[:10]}")
     queue = AzureWorkQueue.from_settings(settings)
     tag = uuid.uuid4().hex[:10]  # the tables of this test only (the fixed names are shared by the session)
     from azure.data.tables import TableClient
 
-    queue.jobs, queue.events = (TableClient.from_connection_string(storage.connection_string(), f"{t}{tag}")
+    queue.jobs, queue.events = (TableClient.from_connection_string(azurite.connection_string(), f"{t}{tag}")
                                 for t in ("jobs", "events"))
     queue.jobs.create_table()
     queue.events.create_table()
@@ -100,7 +90,7 @@ def test_a_repeated_delivery_of_a_settled_job_does_nothing(auto: Automation) -> 
     assert len(list(auto.queue.poison.receive_messages(max_messages=5))) == 1
 
 
-def test_the_composition_root_builds_the_queue_of_each_backend(storage: AzuritePorts, tmp_path: Path) -> None:
+def test_the_composition_root_builds_the_queue_of_each_backend(azurite: AzuritePorts, tmp_path: Path) -> None:
     from shared.adapters.local.work_queue import SqliteWorkQueue
     from shared.bootstrap import AzureBackend, Backend
     from tests.azure_fakes import FakeMLClient
@@ -108,7 +98,7 @@ def test_the_composition_root_builds_the_queue_of_each_backend(storage: AzuriteP
     local = Backend(load_settings(home=tmp_path / "local")).work_queue
     assert isinstance(local, SqliteWorkQueue) and local.path == tmp_path / "local" / "queue.db"
     settings = load_settings(home=tmp_path / "azure", backend="azure", datastore="azurite",
-                             azure_web_jobs_storage=storage.connection_string())
+                             azure_web_jobs_storage=azurite.connection_string())
     built = AzureBackend(settings, ml_client=FakeMLClient(store=tmp_path / "ws"), credential=object()).work_queue
     assert isinstance(built, AzureWorkQueue)
     assert (built.queue.queue_name, built.poison.queue_name) == ("bankops-work", "bankops-work-poison")

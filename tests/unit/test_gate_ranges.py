@@ -11,21 +11,16 @@ import pytest
 
 from shared.automation.handlers import Automation, on_run_completed
 from shared.automation.messages import RunCompleted
-from shared.automation.work_queue import WorkQueue
 from shared.config import load_settings
 from shared.monitoring.ranges import MetricRanges
 from shared.ports import CHAMPION
-from tests.automation_fakes import FakeDeployer, InMemoryDatastore
-from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
+from tests.automation_fakes import in_memory_automation
 from tests.unit.test_automation_handlers import DATA, _model, _register
 
 
 @pytest.fixture
 def auto(tmp_path: Path) -> Automation:
-    settings = load_settings(home=tmp_path, automl_budget_s=3)
-    return Automation(settings=settings, datasets=InMemoryDatasetStore(), registry=InMemoryModelRegistry(),
-                      tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(), deployer=FakeDeployer(),
-                      queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
+    return in_memory_automation(tmp_path, automl_budget_s=3)
 
 
 def test_a_model_outside_a_range_is_kept_out_and_the_gate_says_which_metric(auto: Automation) -> None:
