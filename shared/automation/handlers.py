@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +162,7 @@ def _quarantine(auto: Automation, event: DataArrived, container: str, name: str,
 
 def on_data_arrived(auto: Automation, event: DataArrived, job_id: str = "") -> dict[str, Any]:
     """Judge a dropped file once, whole: register exactly the bytes read, move exactly those, else judge it again."""
+    event = replace(event, etag=normalize_etag(event.etag))  # as the datastores report it, for every comparison below
     container, _, name = event.blob.partition("/")
     blob = for_log(event.blob)
     if unfinished(name):  # a BlobCreated event of a temporary name: its final name's event follows
@@ -169,7 +170,7 @@ def on_data_arrived(auto: Automation, event: DataArrived, job_id: str = "") -> d
     current = auto.datastore.info(container, name)
     if current is None:
         return {"outcome": "ignored", "reason": f"{blob} is gone (moved or deleted since the event)"}
-    if normalize_etag(current.etag) != normalize_etag(event.etag):
+    if current.etag != event.etag:
         return {"outcome": "ignored", "reason": f"{blob} changed since this event; the newer event handles it"}
     s = auto.settings
     limits = ReadLimits(max_bytes=int(s.max_data_mb * 2**20))
@@ -359,7 +360,8 @@ def on_batch_arrived(auto: Automation, event: BatchArrived, job_id: str = "") ->
     """Score a client list dropped into `batch` with the champion; a file with the wrong columns is quarantined."""
     container, _, name = event.blob.partition("/")
     current = auto.datastore.info(container, name)
-    if current is None or normalize_etag(current.etag) != normalize_etag(event.etag):
+    event = replace(event, etag=normalize_etag(event.etag))  # as the datastores report it
+    if current is None or current.etag != event.etag:
         return {"outcome": "ignored", "reason": f"{event.blob} is gone or changed since this event"}
     champion = auto.registry.alias(CHAMPION)
     if champion is None:
