@@ -12,15 +12,17 @@ from shared.ports import BatchRunner, DatasetStore, Datastore, Deployer, ModelRe
 
 if TYPE_CHECKING:
     from shared.automation.handlers import Automation
+    from shared.training.pipeline import TrainingProgress
 
 BACKENDS = ("local", "azure")
 
 
 @dataclass
 class Backend:
-    """The adapters of one backend; each is built on first use."""
+    """The adapters of one backend; each is built on first use. `progress` watches a training run in this process."""
 
     settings: Settings
+    progress: TrainingProgress | None = None
 
     @cached_property
     def datasets(self) -> DatasetStore:
@@ -70,19 +72,25 @@ class Backend:
         return SqliteWorkQueue(self.settings.paths.root / "queue.db")
 
     @cached_property
-    def trainer(self) -> Trainer | None:
-        """None: the handlers run the pipeline in this process (LocalTrainer, with their progress reporting)."""
-        return None
+    def trainer(self) -> Trainer:
+        """The training pipeline in this process (FLAML, MLflow on SQLite), reporting to `progress`."""
+        from shared.adapters.local.trainer import LocalTrainer
+
+        return LocalTrainer(datasets=self.datasets, registry=self.registry, tracker=self.tracker, progress=self.progress)
 
     @cached_property
-    def batch_runner(self) -> BatchRunner | None:
-        """None: the handlers score batch files in this process (with quarantine of a file with the wrong columns)."""
-        return None
+    def batch_runner(self) -> BatchRunner:
+        """Batch files scored in this process, from the datastore into its predictions container."""
+        from shared.adapters.local.batch import LocalBatchRunner
+
+        return LocalBatchRunner(datastore=self.datastore, tracker=self.tracker, registry=self.registry)
 
     @cached_property
-    def run_lookup(self) -> RunLookup | None:
-        """None: local runs finish in this process and report themselves."""
-        return None
+    def run_lookup(self) -> RunLookup:
+        """Finished runs read back from the local tracking store."""
+        from shared.adapters.local.run_lookup import LocalRunLookup
+
+        return LocalRunLookup(self.tracker)
 
 
 @dataclass
@@ -132,7 +140,7 @@ class AzureBackend(Backend):
         return workspace_runs(self.ml_client, credential=self.credential)
 
     @cached_property
-    def run_lookup(self) -> RunLookup | None:
+    def run_lookup(self) -> RunLookup:
         """Pipeline runs named by Event Grid -> their AutoML step's best child; why a run failed."""
         from shared.adapters.azure.run_lookup import AzureRunLookup
 
@@ -160,17 +168,18 @@ class AzureBackend(Backend):
         return AzureWorkQueue.from_settings(self.settings)
 
     @cached_property
-    def trainer(self) -> Trainer | None:
+    def trainer(self) -> Trainer:
         from shared.adapters.azure.trainer import AzureTrainer
 
         return AzureTrainer(self.ml_client, self.settings, registry=self.registry, credential=self.credential)
 
     @cached_property
-    def batch_runner(self) -> BatchRunner | None:
+    def batch_runner(self) -> BatchRunner:
         """Batch files scored by an Azure ML batch endpoint or pipeline job, reading them by URL from the data account."""
         from shared.adapters.azure.batch import AzureBatchRunner
 
-        return AzureBatchRunner(self.ml_client, self.registry, self.settings, account_url=str(self.blob_service.url))
+        return AzureBatchRunner(self.ml_client, self.registry, self.settings, account_url=str(self.blob_service.url),
+                                datastore=self.datastore)
 
 
 def missing_azure_settings(settings: Settings) -> list[str]:
@@ -188,10 +197,11 @@ def missing_azure_settings(settings: Settings) -> list[str]:
     return missing
 
 
-def bootstrap(settings: Settings | None = None, **azure: Any) -> Backend:
+def bootstrap(settings: Settings | None = None, *, progress: TrainingProgress | None = None, **azure: Any) -> Backend:
     """The backend the settings ask for; an unknown or incomplete one is a clear error.
 
-    `azure` (ml_client=, credential=) injects clients into the azure backend (tests use fakes).
+    `progress` watches the training runs of this process (the local trainer's); `azure` (ml_client=,
+    credential=) injects clients into the azure backend (tests use fakes).
     """
     settings = settings or load_settings()
     if settings.backend not in BACKENDS:
@@ -202,8 +212,8 @@ def bootstrap(settings: Settings | None = None, **azure: Any) -> Backend:
         if missing:
             raise ConfigurationError(f"BANKOPS_BACKEND=azure is missing settings: {'; '.join(missing)}. "
                                      "See README, 'Run it on Azure'.")
-        return AzureBackend(settings, **azure)
-    return Backend(settings)
+        return AzureBackend(settings, progress, **azure)
+    return Backend(settings, progress)
 
 
 # Automation's port fields and the Backend attribute that builds each
@@ -216,7 +226,7 @@ def build_automation(settings: Settings | None = None, backend: Backend | None =
     """Everything the event handlers need, for the configured backend.
 
     `given` hands parts in where the Automation is built, in place of the backend's (a port, e.g. the host's
-    deployer that starts the scoring service) or besides them (`progress`, `on_event`, e.g. the control metrics).
+    deployer that starts the scoring service) or besides them (`on_event`, e.g. the control metrics).
     """
     from shared.automation.handlers import Automation
     from shared.monitoring.ranges import MetricRanges

@@ -161,6 +161,15 @@ class ModelRegistry(Protocol):
         ...
 
 
+def chosen_version(registry: ModelRegistry, requested: str | None = None) -> str:
+    """The version a command without one uses: the requested one (checked: NotFound names it), else the one
+    deployed (alias CHAMPION), else the newest registered one (NotFound before the first)."""
+    if requested:
+        return registry.get(str(requested)).version
+    champion = registry.alias(CHAMPION)
+    return champion.version if champion else registry.get().version
+
+
 class RunTracker(Protocol):
     """Experiment tracking: nested runs with params, metrics and artifacts."""
 
@@ -364,6 +373,15 @@ class BatchRunStatus:
         return self.state in ("completed", "failed")
 
 
+@dataclass(frozen=True)
+class BatchSubmission:
+    """What `BatchRunner.submit` did: scored the file before answering (in this process) or submitted a remote run."""
+
+    run_id: str
+    scored: bool
+    details: Mapping[str, Any] = field(default_factory=dict)  # scored: input, output, rejects and the row counts
+
+
 class BatchRunner(Protocol):
     """Where the batch step runs: in this process (local), or as an Azure ML batch endpoint or pipeline job.
 
@@ -371,13 +389,14 @@ class BatchRunner(Protocol):
     into `predictions/<name>.predictions.csv` (rejects beside it).
     """
 
-    def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> str:
-        """Score `input_uri` ("batch/clients.csv", or a remote URI) with `model_version`; answers the run id.
+    def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> BatchSubmission:
+        """Score `input_uri` ("batch/clients.csv", or a remote URI) with `model_version`; answers the run.
 
         `output_name` defaults to "<input stem>.predictions.csv". A local runner returns once the
-        file is written; a remote one once the job is submitted (it may raise InProgress while the
-        service prepares the model's deployment). `key` (e.g. blob + eTag) makes a repeat submit
-        answer the same run instead of starting another.
+        file is written (`scored`); a remote one once the job is submitted (it may raise InProgress while
+        the service prepares the model's deployment). A datastore file whose columns do not fit raises
+        InvalidDataset before anything is written or submitted. `key` (e.g. blob + eTag) makes a repeat
+        submit answer the same run instead of starting another.
         """
         ...
 

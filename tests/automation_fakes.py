@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import Conflict, NotFound
-from shared.ports import BlobInfo, Datastore, SmokeResult
+from shared.ports import BlobInfo, DatasetStore, Datastore, Deployer, ModelRegistry, RunTracker, SmokeResult, WorkQueue
 
 if TYPE_CHECKING:
     from shared.automation.handlers import Automation
+    from shared.config import Settings
 
 
 class InMemoryDatastore:
@@ -70,14 +71,32 @@ class FakeDeployer:
         return SmokeResult(self.serving == version, f"serving v{self.serving}")
 
 
+def make_automation(*, settings: Settings, datasets: DatasetStore, registry: ModelRegistry, tracker: RunTracker,
+                    datastore: Datastore, deployer: Deployer, queue: WorkQueue, **ports: Any) -> Automation:
+    """An Automation on the given parts; the trainer, batch runner and run lookup not given are the local backend's,
+    built around these parts as the composition root builds them (the pipeline and batch scoring in this process)."""
+    from shared.adapters.local.batch import LocalBatchRunner
+    from shared.adapters.local.run_lookup import LocalRunLookup
+    from shared.adapters.local.trainer import LocalTrainer
+    from shared.automation.handlers import Automation
+
+    if "trainer" not in ports:
+        ports["trainer"] = LocalTrainer(datasets=datasets, registry=registry, tracker=tracker)
+    if "batch_runner" not in ports:
+        ports["batch_runner"] = LocalBatchRunner(datastore=datastore, tracker=tracker, registry=registry)
+    if "run_lookup" not in ports:
+        ports["run_lookup"] = LocalRunLookup(tracker)
+    return Automation(settings=settings, datasets=datasets, registry=registry, tracker=tracker, datastore=datastore,
+                      deployer=deployer, queue=queue, **ports)
+
+
 def in_memory_automation(home: Path, *, datastore: Datastore | None = None, **settings: Any) -> Automation:
     """An Automation on in-memory stores and a real SQLite queue under `home` (retries without delay): the handlers'
     tests. `datastore` defaults to the in-memory one; `settings` override load_settings."""
     from shared.adapters.local.work_queue import SqliteWorkQueue
-    from shared.automation.handlers import Automation
     from shared.config import load_settings
     from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 
-    return Automation(settings=load_settings(home=home, **settings), datasets=InMemoryDatasetStore(),
-                      registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=datastore or InMemoryDatastore(),
-                      deployer=FakeDeployer(), queue=SqliteWorkQueue(home / "queue.db", retry_delay_s=0))
+    return make_automation(settings=load_settings(home=home, **settings), datasets=InMemoryDatasetStore(),
+                           registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=datastore or InMemoryDatastore(),
+                           deployer=FakeDeployer(), queue=SqliteWorkQueue(home / "queue.db", retry_delay_s=0))

@@ -27,7 +27,7 @@ from shared.automation.messages import (
     RunCompleted,
     RunFailed,
 )
-from shared.batch.files import HEADER_BYTES, check_header_bytes, output_names
+from shared.batch.files import output_names
 from shared.config import Settings, split_columns
 from shared.data_validation import ReadLimits, size_problem, validate_csv
 from shared.dataset_registration import content_hash, load_frame, register_dataset
@@ -55,7 +55,6 @@ from shared.untrusted_text import REASON_LIMIT, clip, escape, for_log, safe_file
 
 if TYPE_CHECKING:
     from shared.automation.gate import GateDecision
-    from shared.training.pipeline import TrainingProgress
 
 log = logging.getLogger("bankops.automation")
 TRAINING_KEY = "training"
@@ -72,10 +71,9 @@ class Automation:
     datastore: Datastore
     deployer: Deployer
     queue: WorkQueue
-    progress: TrainingProgress | None = None
-    trainer: Trainer | None = None  # default: the pipeline in this process
-    batch_runner: BatchRunner | None = None  # default: batch files scored in this process (azure: an Azure ML batch job)
-    run_lookup: RunLookup | None = None  # azure: reads finished Azure ML runs (why one failed)
+    trainer: Trainer  # local: the pipeline in this process; azure: an Azure ML pipeline job
+    batch_runner: BatchRunner  # local: batch files scored in this process; azure: an Azure ML batch job
+    run_lookup: RunLookup  # reads finished runs (why one failed)
     ranges: MetricRanges = field(default_factory=MetricRanges)  # BANKOPS_METRIC_RANGES: the gate's floors and ceilings
     on_event: Callable[[str, dict[str, Any]], None] = lambda _kind, _data: None
 
@@ -251,16 +249,12 @@ def on_request_training(auto: Automation, command: RequestTraining, job_id: str 
     request = TrainingRequest(dataset=dataset, budget_s=s.automl_budget_s, metric=s.primary_metric,
                               exclude_columns=tuple(split_columns(s.exclude_columns)), folds=s.cv_folds, seed=s.seed,
                               reason=command.reason)
-    from shared.adapters.local.trainer import LocalTrainer  # the local pipeline: not loaded by the function app
-
-    trainer = auto.trainer or LocalTrainer(datasets=auto.datasets, registry=auto.registry, tracker=auto.tracker,
-                                           progress=auto.progress)
     # started_at and budget_s: what the retrain_stuck rule and the dashboard's run durations read
     timing = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "budget_s": s.automl_budget_s if s.backend == "local" else s.automl_timeout_minutes * 60.0}
     if job_id:
         auto.queue.annotate(job_id, {"dataset": dataset.ref, **timing})
-    run = trainer.train(request)
+    run = auto.trainer.train(request)
     if run.model_version is None:  # runs elsewhere (Azure ML): its RunCompleted event comes later
         auto.on_event("pipeline_run", {"status": "submitted"})
         return {"outcome": "submitted", "run_id": run.run_id, "dataset": run.dataset, **timing}
@@ -323,11 +317,10 @@ def on_run_completed(auto: Automation, event: RunCompleted, job_id: str = "") ->
 def on_run_failed(auto: Automation, event: RunFailed, job_id: str = "") -> dict[str, Any]:
     """A training pipeline run ended Failed or Canceled on Azure ML: the retrain is recorded as failed, the champion stays."""
     error = f"Azure ML pipeline run {event.run_id} ended {event.status}"
-    if auto.run_lookup is not None:
-        try:
-            error = auto.run_lookup.failure(event.run_id)
-        except BankopsError as exc:  # the event alone still says it failed
-            log.warning("could not read why run %s failed: %s", event.run_id, exc.message)
+    try:
+        error = auto.run_lookup.failure(event.run_id)
+    except BankopsError as exc:  # the event alone still says it failed
+        log.warning("could not read why run %s failed: %s", event.run_id, exc.message)
     log.warning("retrain %s: %s", event.status, error)
     auto.on_event("pipeline_run", {"status": event.status})
     return {"outcome": event.status, "run_id": event.run_id, "dataset": event.dataset, "error": error[:300],
@@ -366,24 +359,16 @@ def on_batch_arrived(auto: Automation, event: BatchArrived, job_id: str = "") ->
     champion = auto.registry.alias(CHAMPION)
     if champion is None:
         raise NotFound(f"there is no champion to score {event.blob} with yet; train one, then drop the file again")
-    if auto.batch_runner is not None:  # the step runs on Azure ML; the blob + eTag key makes a retried job the same run
-        try:  # a wrong header is quarantined here, as locally, rather than failing the remote job
-            check_header_bytes(auto.datastore.read_head(container, name, HEADER_BYTES))
-        except InvalidDataset as error:
-            return _quarantine_batch(auto, event.blob, container, name, error)
-        run_id = auto.batch_runner.submit(event.blob, champion.version, key=f"{event.blob}:{event.etag}")
-        auto.on_event("batch_submitted", {"blob": event.blob, "run_id": run_id})
-        return {"outcome": "submitted", "run_id": run_id, "input": event.blob, "model_version": champion.version,
-                "output": f"predictions/{output_names(name)[0]}"}
-    from shared.batch.blob import score_blob  # pyarrow: scoring in this process is the local backend's, not the function app's
-    from shared.batch.scorer import BatchModel
-
-    try:
-        run = score_blob(auto.datastore, auto.tracker, BatchModel.load(auto.registry, champion.version), container, name)
+    try:  # the blob + eTag key makes a retried job the same remote run; a file with the wrong columns is quarantined
+        submission = auto.batch_runner.submit(event.blob, champion.version, key=f"{event.blob}:{event.etag}")
     except InvalidDataset as error:
         return _quarantine_batch(auto, event.blob, container, name, error)
-    auto.on_event("batch_scored", {"blob": event.blob, "rows": run.summary.rows_scored})
-    return {"outcome": "scored", **run.as_dict()}
+    if submission.scored:  # in this process: the predictions are written
+        auto.on_event("batch_scored", {"blob": event.blob, "rows": submission.details.get("rows_scored", 0)})
+        return {"outcome": "scored", **submission.details}
+    auto.on_event("batch_submitted", {"blob": event.blob, "run_id": submission.run_id})
+    return {"outcome": "submitted", "run_id": submission.run_id, "input": event.blob, "model_version": champion.version,
+            "output": f"predictions/{output_names(name)[0]}"}
 
 
 def on_prepare_batch(auto: Automation, command: PrepareBatch, job_id: str = "") -> dict[str, Any]:
@@ -392,13 +377,7 @@ def on_prepare_batch(auto: Automation, command: PrepareBatch, job_id: str = "") 
     champion = auto.registry.alias(CHAMPION)
     if champion is None or champion.version != command.model_version:
         return {"outcome": "skipped", "reason": f"v{command.model_version} is no longer the champion"}
-    if auto.batch_runner is not None:
-        done = auto.batch_runner.prepare(command.model_version)
-    else:
-        from shared.batch.scorer import prepare as prepare_batch_model
-
-        done = prepare_batch_model(auto.registry, command.model_version)
-    return {"outcome": "prepared", **done}
+    return {"outcome": "prepared", **auto.batch_runner.prepare(command.model_version)}
 
 
 def _quarantine_batch(auto: Automation, blob: str, container: str, name: str, error: InvalidDataset) -> dict[str, Any]:

@@ -213,9 +213,9 @@ class LocalHost:
         self.scoring = ScoringProcess(s, scoring_port, workers)
         telemetry.configure_telemetry(s.applicationinsights_connection_string, "bankops-control")  # once, at start-up
         self.metrics = ControlMetrics()
-        backend = bootstrap(s)
+        backend = bootstrap(s, progress=progress)
         self.auto = auto = build_automation(backend=backend, deployer=HostDeployer(backend.deployer, self.scoring),
-                                            on_event=self.metrics.on_event, progress=progress)
+                                            on_event=self.metrics.on_event)
         self.worker = Worker(auto)
         self.watcher = IncomingWatcher(auto)
         self.batch_watcher = IncomingWatcher(auto, container="batch")

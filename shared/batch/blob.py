@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
-from shared.batch.files import PREDICTIONS, output_names
+from shared.batch.files import KIND_TAG, PREDICTIONS, output_names
 from shared.batch.job import BatchSummary, score_stream
 from shared.batch.scorer import BatchModel
 from shared.ports import Datastore, RunTracker, StreamingDatastore
-
-KIND_TAG = "bankops.kind"
 
 
 @dataclass(frozen=True)

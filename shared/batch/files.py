@@ -15,6 +15,7 @@ from shared.data_validation import column_problems
 from shared.errors import InvalidDataset
 
 PREDICTIONS = "predictions"
+KIND_TAG = "bankops.kind"  # a batch run's tracking tag is bankops.kind=batch
 OUTPUT_COLUMNS = ("prediction", "probability_yes", "model_version")
 
 

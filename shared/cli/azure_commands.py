@@ -97,16 +97,6 @@ def retire(home: HomeOpt = None) -> None:
     _print({"deleted": _azure(home).deployer.retire_expired()})
 
 
-def _batch_version(backend: Any, model_version: str | None) -> str:
-    """The named version, else the champion, else the newest."""
-    from shared.ports import CHAMPION
-
-    if model_version:
-        return str(backend.registry.get(model_version).version)
-    champion = backend.registry.alias(CHAMPION)
-    return str(champion.version if champion else backend.registry.get().version)
-
-
 @azure_app.command("batch-deploy")
 @friendly_errors
 def batch_deploy(
@@ -114,8 +104,10 @@ def batch_deploy(
     home: HomeOpt = None,
 ) -> None:
     """Create or update the batch endpoint and the model's batch deployment, and make it the default (run again until ready)."""
+    from shared.ports import chosen_version
+
     backend = _azure(home)
-    _print(backend.batch_runner.deploy(_batch_version(backend, model_version)))
+    _print(backend.batch_runner.deploy(chosen_version(backend.registry, model_version)))
 
 
 @azure_app.command("batch-score")
@@ -127,9 +119,11 @@ def batch_score(
     home: HomeOpt = None,
 ) -> None:
     """Submit an Azure ML batch job (endpoint or pipeline, AZUREML_BATCH_MODE) that writes predictions/NAME.predictions.csv."""
+    from shared.ports import chosen_version
+
     backend = _azure(home)
     runner = backend.batch_runner
-    run_id = runner.submit(uri, _batch_version(backend, model_version), output_name)
+    run_id = runner.submit(uri, chosen_version(backend.registry, model_version), output_name).run_id
     _print({"run_id": run_id, **asdict(runner.status(run_id))})
 
 

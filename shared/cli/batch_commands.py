@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,17 +14,6 @@ from rich.table import Table
 from shared.cli.app import HomeOpt, app, backend_for, console, friendly_errors
 
 PREPARE_BYTES = 1 << 20  # about 9,000 rows: enough for chunks large enough to run natively
-
-if TYPE_CHECKING:
-    from shared.bootstrap import Backend
-
-
-def _version(backend: Backend, requested: str | None) -> str:
-    """The requested version, else the champion, else the newest registered one."""
-    if requested:
-        return backend.registry.get(requested).version
-    champion = backend.registry.alias("champion")
-    return champion.version if champion else backend.registry.get().version
 
 
 class _RowsProgress:
@@ -58,12 +47,13 @@ def batch_score(
     from shared.batch.job import BatchOptions, rejects_path, score_file
     from shared.batch.scorer import BatchModel
     from shared.model import input_columns
+    from shared.ports import chosen_version
 
     _, backend = backend_for(home)
     output = output or input_csv.with_name(f"{input_csv.stem}.predictions.csv")
     if output.resolve() == input_csv.resolve():
         raise typer.BadParameter("the output must not overwrite the input", param_hint="--output")
-    version = _version(backend, model_version)
+    version = chosen_version(backend.registry, model_version)
     console.print(f"scoring {input_csv} with {backend.settings.model_name} v{version}")
     with input_csv.open("rb") as head:
         # a wrong file fails at once, before the model is prepared; it must hold the columns this version uses

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from shared.bootstrap import bootstrap
 from shared.config import Settings, load_settings
-from shared.ports import CHAMPION, ModelRegistry
+from shared.ports import chosen_version
 from shared.serving.app import ServiceConfig, create_app
 from shared.serving.connection_limits import uvicorn_options
 from shared.serving.deployment import ServerInfo, ServingState
@@ -26,16 +26,6 @@ from shared.serving.watcher import ModelSlot, WorkerStats
 
 HOST = "127.0.0.1"
 WORKER_HEALTHCHECK_S = 120
-
-
-def default_version(registry: ModelRegistry) -> str:
-    """The version marked as deployed (alias "champion"), else the newest registered one."""
-    champion = registry.alias(CHAMPION)
-    return champion.version if champion else registry.get().version
-
-
-def resolve_version(registry: ModelRegistry, requested: str | None) -> str:
-    return registry.get(str(requested)).version if requested else default_version(registry)
 
 
 def _logging() -> None:
@@ -68,7 +58,7 @@ def build_app(settings: Settings) -> ASGIApp:
     slot = ModelSlot(state, monitor.timed(load), WorkerStats(on_add=monitor.count))
     keys = KeyChecker(KeyStore.from_settings(settings))
     config = ServiceConfig(max_records=settings.scoring_max_records, max_body_bytes=settings.scoring_max_body_bytes)
-    return create_app(slot, keys, config, state=state, on_startup=lambda: slot.start(lambda: default_version(registry)),
+    return create_app(slot, keys, config, state=state, on_startup=lambda: slot.start(lambda: chosen_version(registry)),
                       on_shutdown=slot.stop, monitor=monitor)
 
 
@@ -84,7 +74,7 @@ def serve(settings: Settings, *, version: str | None, port: int, workers: int, a
 
     _logging()
     registry = bootstrap(settings).registry
-    chosen = resolve_version(registry, version)
+    chosen = chosen_version(registry, version)
     KeyStore.from_settings(settings).ensure()
     state = ServingState(settings.paths.serving)
     state.write_deployment(chosen, reason="serve")

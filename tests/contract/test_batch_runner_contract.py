@@ -29,7 +29,7 @@ from shared.adapters.local.datastore import LocalDatastore
 from shared.adapters.local.registry import MlflowModelRegistry
 from shared.adapters.local.tracking import MlflowTracker
 from shared.config import load_settings
-from shared.errors import InProgress, NotFound
+from shared.errors import InProgress, InvalidDataset, NotFound
 from shared.mlflow_model import example_frame
 from shared.ports import BatchRunner, Datastore, ModelRegistry
 from tests import batch_samples
@@ -62,7 +62,7 @@ def make_rig(kind: str, request: pytest.FixtureRequest, tmp_path: Path, model_na
         registry = MlflowModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", model_name)
         version = _register(registry, tracker)
         runner = LocalBatchRunner(datastore=datastore, tracker=tracker, registry=registry)
-        return Rig(runner, datastore, registry, lambda uri, key: runner.submit(uri, version, key=key))
+        return Rig(runner, datastore, registry, lambda uri, key: runner.submit(uri, version, key=key).run_id)
     blob_service = request.getfixturevalue("blob_service")
     datastore = BlobDatastore(blob_service)
     fake = FakeMLClient(store=tmp_path / "workspace")
@@ -71,7 +71,7 @@ def make_rig(kind: str, request: pytest.FixtureRequest, tmp_path: Path, model_na
     version = _register(registry, tracker)
     mode = kind.removeprefix("azure-")
     settings = load_settings(home=tmp_path / "home", batch_mode=mode, experiment_name="contract")
-    runner = AzureBatchRunner(fake, registry, settings, account_url=blob_service.url, retry_after_s=0)
+    runner = AzureBatchRunner(fake, registry, settings, account_url=blob_service.url, datastore=datastore, retry_after_s=0)
 
     def read(url: str) -> bytes:
         container, name = url[len(blob_service.url.rstrip("/")) + 1:].split("/", 1)
@@ -84,7 +84,9 @@ def make_rig(kind: str, request: pytest.FixtureRequest, tmp_path: Path, model_na
     def finish(uri: str, key: str) -> str:
         for _ in range(5):
             try:
-                run_id = runner.submit(uri, version, key=key)
+                submission = runner.submit(uri, version, key=key)
+                assert not submission.scored  # submitted: the fake service runs it below
+                run_id = submission.run_id
                 break
             except InProgress:
                 service.settle()
@@ -131,6 +133,28 @@ def test_bad_rows_go_to_rejects_with_their_line_numbers(rig: Rig) -> None:
     scored = pd.read_csv(io.BytesIO(rig.datastore.read("predictions", "mixed.predictions.csv")))
     rejects = pd.read_csv(io.BytesIO(rig.datastore.read("predictions", "mixed.predictions.rejects.csv")))
     assert len(scored) == 19 and rejects["line"].tolist() == [5] and "age" in rejects["reason"][0]
+
+
+def test_a_file_with_the_wrong_columns_is_refused_before_anything_is_written_or_submitted(rig: Rig) -> None:
+    """InvalidDataset (the handler quarantines the file): locally before the output is written, on Azure from the
+    blob's first bytes, before a job is submitted."""
+    _drop(rig, "wrong.csv", batch_samples.clients(20).rename(columns={"euribor3m": "euribor"}))
+    with pytest.raises(InvalidDataset, match="bank marketing schema") as refused:
+        rig.runner.submit("batch/wrong.csv", "1", key="batch/wrong.csv:etag1")
+    assert "euribor3m" in str(refused.value)
+    assert rig.datastore.list("predictions") == []
+    if rig.service is not None:
+        assert rig.service.batch_endpoints.invocations == [] and rig.service.batch_deployments.created == []
+
+
+def test_the_local_runner_answers_scored_with_the_run_and_its_counts(tmp_path: Path, model_name: str,
+                                                                     request: pytest.FixtureRequest) -> None:
+    rig = make_rig("local", request, tmp_path, model_name)
+    _drop(rig, "clients.csv", batch_samples.clients(30))
+    submission = rig.runner.submit("batch/clients.csv", "1")
+    assert submission.scored and submission.details["rows_scored"] == 30
+    assert submission.details["output"] == "predictions/clients.predictions.csv"
+    assert rig.runner.status(submission.run_id).state == "completed"
 
 
 def test_prepare_readies_a_version_for_its_first_file(rig: Rig, request: pytest.FixtureRequest) -> None:
@@ -189,8 +213,8 @@ def test_the_endpoint_deployment_is_built_for_the_registered_version(azure_rig: 
 def test_a_repeated_submit_with_the_same_key_is_the_same_job(azure_rig: Rig) -> None:
     _drop(azure_rig, "clients.csv", batch_samples.clients(10))
     first = azure_rig.finish("batch/clients.csv", "batch/clients.csv:etag1")
-    assert azure_rig.runner.submit("batch/clients.csv", "1", key="batch/clients.csv:etag1") == first
-    assert azure_rig.runner.submit("batch/clients.csv", "1", key="batch/clients.csv:etag2") != first
+    assert azure_rig.runner.submit("batch/clients.csv", "1", key="batch/clients.csv:etag1").run_id == first
+    assert azure_rig.runner.submit("batch/clients.csv", "1", key="batch/clients.csv:etag2").run_id != first
     assert azure_rig.service is not None and len(azure_rig.service.batch_endpoints.invocations) == 2
 
 

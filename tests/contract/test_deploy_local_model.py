@@ -25,6 +25,7 @@ from shared.config import load_settings
 from shared.errors import InProgress
 from shared.mlflow_model import example_frame
 from tests import samples
+from tests.automation_fakes import make_automation
 from tests.azure_fakes import FakeMLClient
 from tests.contract.conftest import tiny_model
 
@@ -47,8 +48,8 @@ def workspace(tmp_path: Path, local: Backend) -> tuple[FakeMLClient, Automation]
     fake = FakeMLClient(store=tmp_path / "workspace")
     registry = AzureModelRegistry(fake, "bank-model", cache_dir=tmp_path / "cache")
     deployer = AzureDeployer(fake, registry, endpoint_name="bankops-contract", retry_after_s=0)
-    auto = Automation(settings=local.settings, datasets=local.datasets, registry=registry, tracker=local.tracker,
-                      datastore=local.datastore, deployer=deployer, queue=WorkQueue(tmp_path / "queue.db"))
+    auto = make_automation(settings=local.settings, datasets=local.datasets, registry=registry, tracker=local.tracker,
+                           datastore=local.datastore, deployer=deployer, queue=WorkQueue(tmp_path / "queue.db"))
     return fake, auto
 
 

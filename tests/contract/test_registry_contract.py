@@ -14,7 +14,7 @@ from shared.adapters.local.registry import MlflowModelRegistry
 from shared.adapters.local.tracking import MlflowTracker
 from shared.errors import NotFound
 from shared.mlflow_model import example_frame
-from shared.ports import ModelRegistry, ModelVersion
+from shared.ports import CHAMPION, PREVIOUS, ModelRegistry, ModelVersion, chosen_version
 from tests.contract.conftest import BACKENDS, tiny_model
 
 
@@ -73,3 +73,39 @@ def test_unknown_versions_are_not_found(registry: ModelRegistry, tracker: Mlflow
     _register(registry, tracker, contract_frame, 1.0, 0.9)
     with pytest.raises(NotFound, match="bankops models"):
         registry.get("9")
+
+
+def test_the_version_a_command_uses_by_default_is_the_champion_else_the_newest(registry: ModelRegistry, tracker: MlflowTracker,
+                                                                               contract_frame: pd.DataFrame) -> None:
+    """What `bankops serve` and `bankops batch-score` (and the Azure batch commands) pick when no version is named."""
+    with pytest.raises(NotFound, match="bankops train"):
+        chosen_version(registry)
+    _register(registry, tracker, contract_frame, 1.0, 0.9)
+    _register(registry, tracker, contract_frame, 0.1, 0.8)
+    assert chosen_version(registry) == "2"  # no champion yet: the newest
+    registry.set_alias(CHAMPION, "1")
+    assert chosen_version(registry) == "1" and chosen_version(registry, "2") == "2"
+    with pytest.raises(NotFound, match="bankops models"):
+        chosen_version(registry, "9")
+
+
+def test_what_another_registry_on_the_same_store_writes_is_read_at_once(request: pytest.FixtureRequest, tmp_path: Path,
+                                                                         registry: ModelRegistry, tracker: MlflowTracker,
+                                                                         mlflow_uri: str, model_name: str,
+                                                                         contract_frame: pd.DataFrame) -> None:
+    """`bankops train` or `bankops deploy` beside a running host: the host's registry (which keeps the answers
+    of unchanged reads, locally) answers the new versions and aliases on its next read, never an older one."""
+    if isinstance(registry, MlflowModelRegistry):
+        other: ModelRegistry = MlflowModelRegistry(mlflow_uri, model_name)
+    else:
+        other = AzureModelRegistry(request.getfixturevalue("fake_ml"), model_name, cache_dir=tmp_path / "other-cache")
+    _register(registry, tracker, contract_frame, 1.0, 0.9)
+    registry.set_alias(CHAMPION, "1")
+    assert [v.version for v in registry.list()] == ["1"] and registry.alias(CHAMPION).version == "1"  # type: ignore[union-attr]
+    assert registry.alias(PREVIOUS) is None
+    _register(other, tracker, contract_frame, 0.1, 0.8)
+    other.set_alias(CHAMPION, "2")
+    other.set_alias(PREVIOUS, "1")
+    assert [v.version for v in registry.list()] == ["1", "2"]
+    assert registry.alias(CHAMPION).version == "2" and registry.alias(PREVIOUS).version == "1"  # type: ignore[union-attr]
+    assert registry.get().version == "2" and chosen_version(registry) == "2"

@@ -8,6 +8,7 @@ retrain in /api/status.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from shared.automation.work_queue import WorkQueue
 from shared.automation.worker import Worker
 from shared.config import load_settings
 from tests import event_fixtures, samples
-from tests.automation_fakes import FakeDeployer
+from tests.automation_fakes import FakeDeployer, make_automation
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 
 
@@ -27,9 +28,9 @@ from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRun
 def auto(blob_service: Any, tmp_path: Path) -> Automation:
     from shared.adapters.azure.datastore import BlobDatastore
 
-    return Automation(settings=load_settings(home=tmp_path / "home"), datasets=InMemoryDatasetStore(),
-                      registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=BlobDatastore(blob_service),
-                      deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
+    return make_automation(settings=load_settings(home=tmp_path / "home"), datasets=InMemoryDatasetStore(),
+                           registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=BlobDatastore(blob_service),
+                           deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
 
 
 def _upload(auto: Automation, name: str = "x.csv") -> tuple[str, str]:
@@ -92,7 +93,7 @@ def test_a_failed_pipeline_run_is_a_failed_retrain_in_the_status(auto: Automatio
         submitted = fake.jobs.create_or_update(training_pipeline(auto.settings, "azureml:bankmarketing:2",
                                                                  dataset_ref="bankmarketing:2", code=code))
     fake.jobs.jobs[submitted.name].status = "Failed"
-    auto.run_lookup = AzureRunLookup(StrictClient(fake), StrictRuns(fake.runs))
+    auto = dataclasses.replace(auto, run_lookup=AzureRunLookup(StrictClient(fake), StrictRuns(fake.runs)))
     [event] = event_fixtures.load("run_status_changed_pipeline_failed.eventgrid")
     event["data"] |= {"runId": submitted.name, "runTags": submitted.tags}  # what Azure ML puts in runTags: the job's tags
     assert control.events(auto, [event, event]) == {"accepted": [event["id"]], "ignored": [event["id"]]}

@@ -21,7 +21,6 @@ from shared.adapters.azure.deployer import AzureDeployer, parse_answer
 from shared.adapters.azure.registry import AzureModelRegistry
 from shared.adapters.azure.trainer import AzureTrainer, cron5, fire_rest, publish_pipeline, rest_scope
 from shared.automation import control
-from shared.automation.handlers import Automation
 from shared.automation.work_queue import WorkQueue
 from shared.automation.worker import Worker
 from shared.config import Settings, load_settings
@@ -31,7 +30,7 @@ from shared.mlflow_model import example_frame
 from shared.ports import CHAMPION
 from shared.training.pipeline import TrainingRequest
 from tests import event_fixtures, samples
-from tests.automation_fakes import InMemoryDatastore
+from tests.automation_fakes import InMemoryDatastore, make_automation
 from tests.azure_fakes import FakeMLClient, mount_dataset, until_settled
 from tests.contract.conftest import tiny_model
 from tests.fakes import InMemoryDatasetStore, InMemoryRunTracker
@@ -163,9 +162,9 @@ class TestAutoMLPipeline:
         assert answer["removed_azureml_schedule"] == "bankops-daily-training" and fake.schedules.schedules == {}
         assert answer["cron"] == "0 0 2 * * *" and "newest version of bankmarketing" in answer["dataset"]
         register_dataset(datasets, samples.csv_bytes(samples.stratified_sample(320, seed=2)), name="bankmarketing")
-        auto = Automation(settings=azure_settings, datasets=datasets, registry=AzureModelRegistry(fake, "m", runs=fake.runs),
-                          tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(), deployer=None,  # type: ignore[arg-type]
-                          queue=WorkQueue(tmp_path / "queue.db"), trainer=AzureTrainer(fake, azure_settings))
+        auto = make_automation(settings=azure_settings, datasets=datasets, registry=AzureModelRegistry(fake, "m", runs=fake.runs),
+                               tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(), deployer=None,  # type: ignore[arg-type]
+                               queue=WorkQueue(tmp_path / "queue.db"), trainer=AzureTrainer(fake, azure_settings))
         use(auto)
         from azure.functions.timer import TimerRequest
 
@@ -285,10 +284,10 @@ def test_run_completed_registers_the_best_child_then_deploys_step_by_step(frame:
     dataset = register_dataset(datasets, samples.csv_bytes(samples.stratified_sample(600, seed=2)), name="bankmarketing").dataset
     registry = AzureModelRegistry(fake, "bankmarketing-classifier", runs=fake.runs, cache_dir=tmp_path / "cache")
     settings = load_settings(home=tmp_path / "home")
-    auto = Automation(settings=settings, datasets=datasets, registry=registry, tracker=InMemoryRunTracker(),
-                      datastore=InMemoryDatastore(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0),
-                      deployer=AzureDeployer(fake, registry, endpoint_name="bankops-scoring", retry_after_s=0),
-                      trainer=AzureTrainer(fake, settings, registry=registry))
+    auto = make_automation(settings=settings, datasets=datasets, registry=registry, tracker=InMemoryRunTracker(),
+                           datastore=InMemoryDatastore(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0),
+                           deployer=AzureDeployer(fake, registry, endpoint_name="bankops-scoring", retry_after_s=0),
+                           trainer=AzureTrainer(fake, settings, registry=registry))
     control.retrain(auto, None)
     job = Worker(auto).run_once("training")
     assert job is not None and job.result["outcome"] == "submitted"

@@ -28,7 +28,7 @@ from shared.mlflow_model import example_frame
 from shared.ports import CHAMPION, DatasetVersion
 from shared.training.pipeline import TrainingRequest
 from tests import samples
-from tests.automation_fakes import InMemoryDatastore
+from tests.automation_fakes import InMemoryDatastore, make_automation
 from tests.azure_fakes import FakeMLClient, mount_dataset
 from tests.contract.conftest import tiny_model
 from tests.contract.test_trainer_contract import automl_output
@@ -71,9 +71,9 @@ class Rig:
         return automl_output(frame, self.tmp / ("noise" if shuffled else "good") / "mlflow-model")
 
     def automation(self) -> Automation:
-        return Automation(settings=self.settings, datasets=self.datasets, registry=self.registry, tracker=InMemoryRunTracker(),
-                          datastore=InMemoryDatastore(), deployer=None,  # type: ignore[arg-type]  # keep: nothing is deployed
-                          queue=WorkQueue(self.tmp / "queue.db"), trainer=self.trainer)
+        return make_automation(settings=self.settings, datasets=self.datasets, registry=self.registry, tracker=InMemoryRunTracker(),
+                               datastore=InMemoryDatastore(), deployer=None,  # type: ignore[arg-type]  # keep: nothing is deployed
+                               queue=WorkQueue(self.tmp / "queue.db"), trainer=self.trainer)
 
 
 def _no_loading(version: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,15 +24,17 @@ from shared.automation.worker import Worker
 from shared.config import load_settings
 from shared.ports import CHAMPION
 from tests import samples
-from tests.automation_fakes import FakeDeployer, InMemoryDatastore
+from tests.automation_fakes import FakeDeployer, InMemoryDatastore, make_automation
 from tests.batch_samples import clients, expected_proba, tiny_model
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 
 
-def _automation(tmp_path: Path, datastore: object) -> Automation:
-    auto = Automation(settings=load_settings(home=tmp_path / "home"), datasets=InMemoryDatasetStore(),
-                      registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=datastore,  # type: ignore[arg-type]
-                      deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
+def _automation(tmp_path: Path, datastore: object, *, registry: InMemoryModelRegistry | None = None, **ports: Any) -> Automation:
+    """The champion (the tiny model) in `registry`; the batch runner the local one unless given."""
+    auto = make_automation(settings=load_settings(home=tmp_path / "home"), datasets=InMemoryDatasetStore(),
+                           registry=registry or InMemoryModelRegistry(), tracker=InMemoryRunTracker(),
+                           datastore=datastore,  # type: ignore[arg-type]
+                           deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0), **ports)
     version = auto.registry.register(tiny_model(), run_id="r1", metrics={}, tags={}, input_example=None).version
     auto.registry.set_alias(CHAMPION, version)
     return auto
@@ -107,9 +110,9 @@ class TestBatchFolder:
         assert auto.datastore.info("batch", "bad.csv") is None
 
     def test_without_a_champion_the_job_fails_with_what_to_do(self, tmp_path: Path) -> None:
-        auto = Automation(settings=load_settings(home=tmp_path / "home"), datasets=InMemoryDatasetStore(),
-                          registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(),
-                          datastore=LocalDatastore(tmp_path / "ds"), deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "q.db"))
+        auto = make_automation(settings=load_settings(home=tmp_path / "home"), datasets=InMemoryDatasetStore(),
+                               registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(),
+                               datastore=LocalDatastore(tmp_path / "ds"), deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "q.db"))
         job = _drop_and_run(auto, "a.csv", samples.csv_bytes(clients(10)))
         assert job is not None and job.status == "dead" and "no champion" in job.error
 

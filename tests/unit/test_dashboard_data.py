@@ -25,7 +25,7 @@ from shared.monitoring.dashboard import Grid
 from shared.monitoring.dashboard_page import ASSETS, asset
 from shared.monitoring.request_log import RequestLog
 from shared.ports import ModelVersion
-from tests.automation_fakes import FakeDeployer, InMemoryDatastore
+from tests.automation_fakes import FakeDeployer, InMemoryDatastore, make_automation
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 
 NOW = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
@@ -140,9 +140,9 @@ def auto(tmp_path: Path) -> Automation:
         registry.register("model", run_id="r", metrics={"AUC_weighted": auc, "predicted_yes_share_low": 0.05,  # type: ignore[arg-type]
                                                          "predicted_yes_share_high": 0.2}, tags={"dataset": "bankmarketing:1"},
                           input_example=None)
-    return Automation(settings=load_settings(home=tmp_path / "home"), datasets=InMemoryDatasetStore(), registry=registry,
-                      tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(), deployer=FakeDeployer(),
-                      queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
+    return make_automation(settings=load_settings(home=tmp_path / "home"), datasets=InMemoryDatasetStore(), registry=registry,
+                           tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(), deployer=FakeDeployer(),
+                           queue=WorkQueue(tmp_path / "queue.db", retry_delay_s=0))
 
 
 def with_history(auto: Automation, now: datetime) -> None:

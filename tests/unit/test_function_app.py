@@ -20,7 +20,7 @@ from shared.automation.handlers import Automation
 from shared.automation.work_queue import WorkQueue
 from shared.config import load_settings
 from tests import event_fixtures
-from tests.automation_fakes import FakeDeployer, InMemoryDatastore
+from tests.automation_fakes import FakeDeployer, InMemoryDatastore, make_automation
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 from tests.function_index import indexed_functions
 
@@ -39,9 +39,9 @@ BLOB_CREATED = {
 
 @pytest.fixture
 def auto(tmp_path: Path) -> Automation:
-    automation = Automation(settings=load_settings(home=tmp_path), datasets=InMemoryDatasetStore(),
-                            registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(),
-                            deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "queue.db"))
+    automation = make_automation(settings=load_settings(home=tmp_path), datasets=InMemoryDatasetStore(),
+                                 registry=InMemoryModelRegistry(), tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(),
+                                 deployer=FakeDeployer(), queue=WorkQueue(tmp_path / "queue.db"))
     runtime.use(automation)
     return automation
 

@@ -21,7 +21,7 @@ from functions import runtime
 from shared.adapters.azure.work_queue import AzureWorkQueue
 from shared.automation.handlers import Automation
 from shared.config import load_settings
-from tests.automation_fakes import FakeDeployer, InMemoryDatastore
+from tests.automation_fakes import FakeDeployer, InMemoryDatastore, make_automation
 from tests.azurite import AzuritePorts
 from tests.fakes import InMemoryDatasetStore, InMemoryModelRegistry, InMemoryRunTracker
 from tests.unit.test_function_app import FUNCTIONS  # the host indexes the app once per process
@@ -40,8 +40,8 @@ def auto(azurite: AzuritePorts, tmp_path: Path) -> Automation:
                                 for t in ("jobs", "events"))
     queue.jobs.create_table()
     queue.events.create_table()
-    automation = Automation(settings=settings, datasets=InMemoryDatasetStore(), registry=InMemoryModelRegistry(),
-                            tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(), deployer=FakeDeployer(), queue=queue)
+    automation = make_automation(settings=settings, datasets=InMemoryDatasetStore(), registry=InMemoryModelRegistry(),
+                                 tracker=InMemoryRunTracker(), datastore=InMemoryDatastore(), deployer=FakeDeployer(), queue=queue)
     runtime.use(automation)
     return automation
 

@@ -33,10 +33,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from shared.adapters.azure.provisioning import raise_unless_ready
-from shared.batch.files import PREDICTIONS, output_names
+from shared.batch.files import HEADER_BYTES, PREDICTIONS, check_header_bytes, output_names
 from shared.config import Settings
 from shared.errors import ConfigurationError, InProgress, InvalidInput, NotFound
-from shared.ports import BatchRunStatus, ModelRegistry
+from shared.ports import BatchRunStatus, BatchSubmission, Datastore, ModelRegistry
 
 PREFIX = "model-v"
 SCORING_SCRIPT = "shared/batch/azureml_score.py"
@@ -151,10 +151,11 @@ def predictions_path(settings: Settings) -> str:
 
 
 class AzureBatchRunner:
-    def __init__(self, ml_client: Any, registry: ModelRegistry, settings: Settings, *, account_url: str,
+    def __init__(self, ml_client: Any, registry: ModelRegistry, settings: Settings, *, account_url: str, datastore: Datastore,
                  retry_after_s: float = 60.0) -> None:
-        """`account_url`: the data storage account's blob endpoint; `batch/x.csv` is read as `<account_url>/batch/x.csv`."""
-        self.ml, self.registry, self.settings = ml_client, registry, settings
+        """`account_url`: the data storage account's blob endpoint; `batch/x.csv` is read as `<account_url>/batch/x.csv`.
+        `datastore`: the same account's containers, where a file's header is checked before a job is submitted for it."""
+        self.ml, self.registry, self.settings, self.datastore = ml_client, registry, settings, datastore
         self.account_url, self.retry_after_s = account_url.rstrip("/"), retry_after_s
         self.endpoint_name = settings.batch_endpoint_name
 
@@ -223,9 +224,17 @@ class AzureBatchRunner:
         return {"model_version": self.registry.get(str(model_version)).version, "mode": "pipeline"}
 
     # --- runs ------------------------------------------------------------------------------------
-    def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> str:
-        version = self.registry.get(str(model_version)).version
+    def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> BatchSubmission:
+        """Submit the job; a datastore file's header is checked from its first bytes first, so a file with the wrong
+        columns raises InvalidDataset (the handler quarantines it, as locally) instead of failing a job on the cluster."""
         url = self.input_url(input_uri)
+        if "://" not in input_uri:
+            container, _, name = input_uri.partition("/")
+            check_header_bytes(self.datastore.read_head(container, name, HEADER_BYTES))
+        return BatchSubmission(run_id=self._submit(url, str(model_version), output_name, key), scored=False)
+
+    def _submit(self, url: str, model_version: str, output_name: str | None, key: str) -> str:
+        version = self.registry.get(model_version).version
         default_output = output_names(PurePosixPath(url).name)[0]
         if self.settings.batch_mode == "endpoint" and output_name not in (None, default_output):
             raise InvalidInput(f"a batch endpoint writes {default_output} for this input; use AZUREML_BATCH_MODE=pipeline "

@@ -1,17 +1,18 @@
 """BatchRunner in this process: the local batch step (`score_blob`) on the datastore, recorded as a tracking run.
 
 `submit` returns once the predictions are written, like the local trainer; the run id is the
-tracking run tagged bankops.kind=batch, which `status` reads back.
+tracking run tagged bankops.kind=batch, which `status` reads back. The batch step (pyarrow, the
+model libraries) is imported when a file is scored: the composition root builds this runner for
+the local backend only, and nothing the function app loads imports it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from shared.batch.blob import KIND_TAG, score_blob
-from shared.batch.scorer import BatchModel, prepare
+from shared.batch.files import KIND_TAG
 from shared.errors import InvalidInput, NotFound
-from shared.ports import BatchRunStatus, Datastore, ModelRegistry, RunTracker
+from shared.ports import BatchRunStatus, BatchSubmission, Datastore, ModelRegistry, RunTracker
 
 _STATES = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "failed"}
 
@@ -28,14 +29,21 @@ class LocalBatchRunner:
     def __init__(self, *, datastore: Datastore, tracker: RunTracker, registry: ModelRegistry) -> None:
         self.datastore, self.tracker, self.registry = datastore, tracker, registry
 
-    def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> str:
-        """Score now. `key` is not needed here: the work queue's ledger already keeps a repeated event from scoring twice."""
+    def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> BatchSubmission:
+        """Score now (a file with the wrong columns raises InvalidDataset before anything is written). `key` is not
+        needed here: the work queue's ledger already keeps a repeated event from scoring twice."""
+        from shared.batch.blob import score_blob
+        from shared.batch.scorer import BatchModel
+
         container, name = split_blob(input_uri)
         version = self.registry.get(str(model_version)).version
         run = score_blob(self.datastore, self.tracker, BatchModel.load(self.registry, version), container, name, output_name)
-        return run.run_id
+        return BatchSubmission(run_id=run.run_id, scored=True, details=run.as_dict())
 
     def prepare(self, model_version: str) -> dict[str, Any]:
+        """The version's boosters compiled to native code ahead of the first file."""
+        from shared.batch.scorer import prepare
+
         return prepare(self.registry, self.registry.get(str(model_version)).version)
 
     def status(self, run_id: str) -> BatchRunStatus:

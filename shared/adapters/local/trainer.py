@@ -1,15 +1,33 @@
-"""Trainer that runs the training pipeline in this process (FLAML, MLflow on SQLite)."""
+"""Trainer that runs the training pipeline in this process (FLAML, MLflow on SQLite).
+
+The pipeline (FLAML and the model libraries) is imported at the first run, not when the trainer is
+built: every local command builds the automation's ports, few of them train.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shared.ports import DatasetStore, ModelRegistry, RunTracker, TrainingRequest, TrainingSubmission
-from shared.training.pipeline import TrainingPipeline, TrainingProgress
+
+if TYPE_CHECKING:
+    from shared.training.pipeline import TrainingPipeline, TrainingProgress
 
 
 class LocalTrainer:
     def __init__(self, *, datasets: DatasetStore, registry: ModelRegistry, tracker: RunTracker,
                  progress: TrainingProgress | None = None) -> None:
-        self.pipeline = TrainingPipeline(datasets=datasets, registry=registry, tracker=tracker, progress=progress)
+        self.datasets, self.registry, self.tracker, self.progress = datasets, registry, tracker, progress
+        self._pipeline: TrainingPipeline | None = None
+
+    @property
+    def pipeline(self) -> TrainingPipeline:
+        if self._pipeline is None:
+            from shared.training.pipeline import TrainingPipeline
+
+            self._pipeline = TrainingPipeline(datasets=self.datasets, registry=self.registry, tracker=self.tracker,
+                                              progress=self.progress)
+        return self._pipeline
 
     def train(self, request: TrainingRequest) -> TrainingSubmission:
         outcome = self.pipeline.run(request)
