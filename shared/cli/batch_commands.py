@@ -11,12 +11,14 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.cli.app import HomeOpt, app, backend_for, console, friendly_errors
+from shared.cli.app import HomeOpt, app, backend_for, console, err, friendly_errors, load_settings
 
 PREPARE_BYTES = 1 << 20  # about 9,000 rows: enough for chunks large enough to run natively
 
 if TYPE_CHECKING:
+    from shared.batch.scorer import BatchModel
     from shared.bootstrap import Backend
+    from shared.config import Settings
 
 
 def _version(backend: Backend, requested: str | None) -> str:
@@ -53,37 +55,64 @@ def batch_score(
     home: HomeOpt = None,
 ) -> None:
     """Score a client list of any length in bounded memory; rows that fail validation go to OUTPUT.rejects.csv."""
-    from shared.batch.blob import record_run
+    from shared.batch import record_child
     from shared.batch.files import HEADER_BYTES, check_header_bytes
     from shared.batch.job import BatchOptions, rejects_path, score_file
-    from shared.batch.scorer import BatchModel
     from shared.model import input_columns
 
-    _, backend = backend_for(home)
     output = output or input_csv.with_name(f"{input_csv.stem}.predictions.csv")
     if output.resolve() == input_csv.resolve():
         raise typer.BadParameter("the output must not overwrite the input", param_hint="--output")
-    version = _version(backend, model_version)
-    console.print(f"scoring {input_csv} with {backend.settings.model_name} v{version}")
-    with input_csv.open("rb") as head:
-        # a wrong file fails at once, before the model is prepared; it must hold the columns this version uses
-        check_header_bytes(head.read(HEADER_BYTES), input_columns(backend.registry.load(version)))
-    model = BatchModel.load(backend.registry, version)
-    if input_csv.stat().st_size >= PREPARE_BYTES:
-        with console.status(f"preparing v{version}: compiling its trees to native code (seconds, once per version; cached)"):
-            native = model.compiled.prepare_native()
-        if native:
-            console.print(f"  native trees: {', '.join(native)}", highlight=False)
-    progress = _RowsProgress(input_csv.stat().st_size)
-    with progress.bar:
-        summary = score_file(model, input_csv, output, BatchOptions(top=top, threshold=threshold), progress)
-    run_id = record_run(backend.tracker, str(input_csv), str(output), summary)
+    recorder = record_child.start(home)  # imports MLflow while this process loads the model and scores
+    try:
+        settings = load_settings(home=home)
+        version, model = _load(settings, home, model_version)
+        console.print(f"scoring {input_csv} with {settings.model_name} v{version}")
+        with input_csv.open("rb") as head:
+            # a wrong file fails at once, before the model is prepared; it must hold the columns this version uses
+            check_header_bytes(head.read(HEADER_BYTES), input_columns(model.model))
+        if input_csv.stat().st_size >= PREPARE_BYTES and model.compiled.start_native():
+            console.print("  native trees: compiling in the background (once per version, cached); "
+                          "scoring with the libraries until each member is ready", highlight=False)
+        progress = _RowsProgress(input_csv.stat().st_size)
+        with progress.bar:
+            summary = score_file(model, input_csv, output, BatchOptions(top=top, threshold=threshold), progress)
+    except BaseException:
+        recorder.kill()
+        recorder.wait()
+        raise
+    if native := model.compiled.native_members:
+        console.print(f"  native trees: {', '.join(native)}", highlight=False)
+    try:
+        run_id = record_child.finish(recorder, str(input_csv), str(output), summary.as_fields())
+    except (RuntimeError, OSError, ValueError) as exc:  # the output is complete; only its record is missing
+        err.print(f"[bold yellow]warning:[/] {exc}", highlight=False)
+        run_id = "not recorded"
     console.print(f"read {summary.rows_read:,} rows · scored {summary.rows_scored:,} · rejected {summary.rows_rejected:,} · "
                   f"wrote {summary.rows_written:,} in {summary.duration_s:.1f}s ({summary.rows_per_s:,.0f} rows/s)", highlight=False)
     console.print(f"  output {output}", highlight=False)
     if summary.rows_rejected:
         console.print(f"  rejects (line and reason) {rejects_path(output)}", highlight=False)
     console.print(f"  input sha256 {summary.input_sha256[:12]} · run {run_id} · `bankops batch-runs` lists batch runs", highlight=False)
+
+
+def _load(settings: Settings, home: Path | None, requested: str | None) -> tuple[str, BatchModel]:
+    """The version to score with and its model: on the local backend read straight from the registry's
+    files (no MLflow import), else, or when that cannot be done safely, through the registry port."""
+    from shared.batch.scorer import BatchModel
+
+    if settings.backend == "local":
+        import joblib
+
+        from shared.adapters.local.registry_index import LocalRegistryIndex
+
+        paths = settings.paths
+        index = LocalRegistryIndex(paths.mlflow_db, paths.artifacts, settings.model_name)
+        if (version := index.version(requested)) is not None and (file := index.model_file(version)) is not None:
+            return version, BatchModel.build(joblib.load(file), version)
+    _, backend = backend_for(home)
+    version = _version(backend, requested)
+    return version, BatchModel.load(backend.registry, version)
 
 
 @app.command("batch-runs")
