@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -46,18 +47,22 @@ ProbaFn = Callable[[np.ndarray], np.ndarray]
 _MISSING_NAN = 2 << 2  # LightGBM decision_type: missing type NaN (bits 2-3)
 _DEFAULT_LEFT = 1 << 1  # LightGBM decision_type: missing values go left
 COMPILE_TIMEOUT_S = 600  # 500 XGBoost trees of depth 5 take about 9 s on 2 cores
+LIBRARY = ".lib"  # the shared library linked from a binary (DIGEST.so -> DIGEST.lib)
 QUICK = ".quick"  # the name of machine code compiled without inlining (fast to build, slower to run)
 CACHE_DAYS = 30  # compiled models unused this long are removed when another is compiled (a 60 s model: about 2 MB)
 
 
 def available() -> bool:
-    """Whether lleaves and a compatible llvmlite are installed."""
+    """Whether lleaves and a compatible llvmlite are installed (read from their metadata: importing
+    llvmlite costs about a second of CPU, which a run whose trees are all cached never needs)."""
+    import importlib.metadata as md
+
     try:
-        import lleaves  # noqa: F401
-        import llvmlite.binding as llvm
-    except ImportError:
+        md.version("lleaves")
+        major, minor = (int(part) for part in md.version("llvmlite").split(".")[:2])
+    except (md.PackageNotFoundError, ValueError):
         return False
-    return hasattr(llvm, "PassManagerBuilder")  # lleaves 1.3 needs llvmlite < 0.45
+    return (major, minor) < (0, 45)  # lleaves 1.3 needs llvmlite's PassManagerBuilder, gone in 0.45
 
 
 def lightgbm_text(estimator: Any) -> str | None:
@@ -157,15 +162,60 @@ class Compilation:
         return self.binary.exists() or self.quick_binary.exists()
 
     def load(self) -> ProbaFn:
-        """P("yes") from the cached machine code (the optimised kind when there), on every core."""
-        import lleaves
-
+        """P("yes") from the cached machine code (the optimised kind when there), on every core: the
+        shared library linked from it when there is one (loaded by ctypes, without LLVM), else the
+        object code loaded by lleaves."""
         binary = self.binary if self.binary.exists() else self.quick_binary
         os.utime(binary)  # in use: kept by prune
+        threads = os.cpu_count() or 1
+        if (library := binary.with_suffix(LIBRARY)).exists():
+            return _shared_library(library, _features(self.model_file), threads)
+        import lleaves
+
         model = lleaves.Model(model_file=str(self.model_file))
         model.compile(cache=str(binary))  # loads the cached machine code
-        threads = os.cpu_count() or 1
         return lambda x: model.predict(x, n_jobs=threads)
+
+
+def _features(model_file: Path) -> int:
+    """The number of features a LightGBM model file reads (its header's max_feature_idx + 1)."""
+    with open(model_file) as fh:
+        for line in fh:
+            if line.startswith("max_feature_idx="):
+                return int(line.split("=", 1)[1]) + 1
+            if line.startswith("Tree="):
+                break
+    raise ValueError(f"{model_file.name} has no max_feature_idx")
+
+
+def _shared_library(library: Path, features: int, threads: int) -> ProbaFn:
+    """The compiled forest's entry point (lleaves' `forest_root(data, out, start, end)`, which releases
+    the GIL through ctypes), called on `threads` slices of the rows as lleaves does."""
+    import ctypes
+    from concurrent.futures import ThreadPoolExecutor
+
+    double_p = ctypes.POINTER(ctypes.c_double)
+    root = ctypes.CDLL(str(library)).forest_root
+    root.argtypes = [double_p, double_p, ctypes.c_int32, ctypes.c_int32]
+    root.restype = None
+
+    def proba(x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != features:  # the machine code reads `features` doubles a row, unchecked
+            raise ValueError(f"expected rows of {features} features, got shape {x.shape}")
+        if len(x) >= 2**31 - 1:
+            raise ValueError("too many rows for one call")
+        data = np.ascontiguousarray(x, dtype=np.float64)
+        out = np.zeros(len(data), dtype=np.float64)
+        src, dst = data.ctypes.data_as(double_p), out.ctypes.data_as(double_p)
+        step = max(1, -(-len(data) // threads))
+        if threads == 1 or len(data) <= step:
+            root(src, dst, 0, len(data))
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda start: root(src, dst, start, min(start + step, len(data))), range(0, len(data), step)))
+        return out
+
+    return proba
 
 
 def start_compiling(compilations: list[Compilation], *, quick: bool = False, low_priority: bool = False
@@ -215,6 +265,7 @@ def prune(folder: Path, days: float = CACHE_DAYS) -> list[str]:
         with contextlib.suppress(FileNotFoundError):
             if binary.stat().st_mtime < cutoff:
                 binary.unlink()
+                binary.with_suffix(LIBRARY).unlink(missing_ok=True)
                 digest = binary.stem.removesuffix(QUICK)
                 if not any(folder.glob(f"{digest}*.so")):
                     for leftover in [folder / f"{digest}.txt", *folder.glob(f"{digest}*.lock")]:
@@ -241,10 +292,27 @@ def _compile_one(model_file: Path, quick: bool = False) -> None:
                                   capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
             if done.returncode != 0 or not part.exists():
                 raise RuntimeError(f"compiling {model_file.name} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
-            part.replace(binary)  # appears whole: a concurrent reader never loads half a file
+            _link(part)
+            if part.with_suffix(LIBRARY).exists():
+                part.with_suffix(LIBRARY).replace(binary.with_suffix(LIBRARY))
+            part.replace(binary)  # appears whole, after its library: a concurrent reader never loads half a file
         finally:
             part.unlink(missing_ok=True)
+            part.with_suffix(LIBRARY).unlink(missing_ok=True)
     prune(model_file.parent)
+
+
+def _link(obj: Path) -> None:
+    """Link the object code into a shared library beside it (OBJ -> OBJ.lib), when a linker is installed:
+    loading that takes ctypes only, where the object code needs LLVM (about a second of CPU to import)."""
+    linker = shutil.which("ld")
+    if linker is None:
+        return
+    done = subprocess.run([linker, "-shared", "-o", str(obj.with_suffix(LIBRARY)), str(obj), "-lm"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        obj.with_suffix(LIBRARY).unlink(missing_ok=True)
+        log.warning("could not link %s (%s); lleaves will load it", obj.name, done.stderr.strip()[-300:])
 
 
 def _main(argv: list[str]) -> None:

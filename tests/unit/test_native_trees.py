@@ -4,6 +4,7 @@ only when they do."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import numpy as np
@@ -168,6 +169,8 @@ def test_members_compile_in_parallel_children_and_a_second_compiler_waits_for_th
     assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0
     assert all(c.binary.exists() for c in compilations) and not list(tmp_path.glob("*.part"))
     assert native_trees.start_compiling(compilations) is None
+    # linked into shared libraries where a linker is installed (loaded by ctypes, without LLVM)
+    assert all(c.binary.with_suffix(native_trees.LIBRARY).exists() == (shutil.which("ld") is not None) for c in compilations)
     for model, text in zip(models, texts, strict=True):
         native = native_trees.Compilation(text, tmp_path).load()
         np.testing.assert_allclose(native(x), model.predict_proba(x)[:, 1], rtol=0, atol=1e-6)
