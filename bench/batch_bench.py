@@ -8,6 +8,8 @@ model there with `bankops train --budget` when it has none), then runs, each as 
 timed from its start to its exit (imports, model loading and recording included):
 
 - naive: `bench/naive_batch.py`: pandas `read_csv`, the MLflow pyfunc model's `predict`, `to_csv`;
+- libraries: `bankops batch-score` with native trees switched off (BANKOPS_NATIVE_TREES=0), the
+  libraries' own predictors: what a cold run must never be slower than;
 - cold: `bankops batch-score` with an empty native-code cache, as the first run of a version that
   was not compiled at registration: it scores with the libraries while the trees compile in the
   background, switching member by member;
@@ -141,9 +143,12 @@ def run_naive(settings: Any, version: str, data: Path, output: Path, lock: Path 
             "load_average_before": run["load_average_before"], "load_average_after": run["load_average_after"]}
 
 
-def run_bankops(home: Path, version: str, data: Path, output: Path, cache: Path, lock: Path | None) -> dict[str, Any]:
+def run_bankops(home: Path, version: str, data: Path, output: Path, cache: Path, lock: Path | None,
+                native: bool = True) -> dict[str, Any]:
     timings = Path(tempfile.mkstemp(prefix="bankops-batch-timings-", suffix=".json")[1])
     env = os.environ | {"XDG_CACHE_HOME": str(cache), "BANKOPS_BATCH_TIMINGS": str(timings), "COLUMNS": "200"}
+    if not native:
+        env["BANKOPS_NATIVE_TREES"] = "0"
     command = [bankops(), "batch-score", str(data), "-o", str(output), "--home", str(home), "--model-version", version]
     run = whole_process(command, env, lock)
     marks = json.loads(timings.read_text())
@@ -206,12 +211,16 @@ def bench_budget(args: argparse.Namespace, budget: float, data: Path) -> dict[st
         import joblib
 
         describe = joblib.load(model_file).describe()
-    outputs = {k: data.with_name(f"{k}-{budget:g}.predictions.csv") for k in ("naive", "cold", "compiled")}
+    outputs = {k: data.with_name(f"{k}-{budget:g}.predictions.csv") for k in ("naive", "libraries", "cold", "compiled")}
     cache = Path(tempfile.mkdtemp(prefix="bankops-bench-cache-"))
     try:
         print(f"[{budget:g}s model v{version}: {describe}] naive path (pandas read_csv, MLflow predict, to_csv)…", flush=True)
         naive = run_naive(settings, version, data, outputs["naive"], args.lock)
         print(f"  {naive['seconds']:.1f}s {naive['parts_s']}", flush=True)
+        print("  bankops batch-score, libraries only (BANKOPS_NATIVE_TREES=0)…", flush=True)
+        libraries = run_bankops(home, version, data, outputs["libraries"], cache, args.lock, native=False)
+        libraries["background_record_after_exit_s"] = wait_for_recorder(home)
+        print(f"  {libraries['seconds']:.1f}s {libraries['parts_s']}", flush=True)
         print("  bankops batch-score, cold (empty native cache)…", flush=True)
         cold = run_bankops(home, version, data, outputs["cold"], cache, args.lock)
         cold["background_compile_after_exit_s"] = wait_for_compiler(cache)
@@ -222,7 +231,7 @@ def bench_budget(args: argparse.Namespace, budget: float, data: Path) -> dict[st
         compiled = run_bankops(home, version, data, outputs["compiled"], cache, args.lock)
         compiled["background_record_after_exit_s"] = wait_for_recorder(home)
         print(f"  {compiled['seconds']:.1f}s {compiled['parts_s']} native {compiled['native_members']}", flush=True)
-        differences = {k: largest_difference(outputs[k], outputs["naive"]) for k in ("cold", "compiled")}
+        differences = {k: largest_difference(outputs[k], outputs["naive"]) for k in ("libraries", "cold", "compiled")}
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         for path in outputs.values():
@@ -232,7 +241,8 @@ def bench_budget(args: argparse.Namespace, budget: float, data: Path) -> dict[st
           f"(target {TARGET_COMPILED:g}x) · largest difference {max(differences.values()):.2g}", flush=True)
     return {
         "budget_s": budget, "home": str(home), "model_version": version, "model": describe,
-        "naive": naive, "cold": cold, "compiled": compiled,
+        "naive": naive, "libraries": libraries, "cold": cold, "compiled": compiled,
+        "cold_over_libraries": round(cold["seconds"] / libraries["seconds"], 2),
         "ratio_naive_over_cold": round(ratio_cold, 2), "ratio_naive_over_compiled": round(ratio_compiled, 2),
         "max_probability_difference_from_naive": differences,
         "meets_cold": ratio_cold >= TARGET_COLD, "meets_compiled": ratio_compiled >= TARGET_COMPILED,

@@ -73,7 +73,7 @@ def batch_score(
     with input_csv.open("rb") as head:
         # a wrong file fails at once, before the model is prepared; it must hold the columns this version uses
         check_header_bytes(head.read(HEADER_BYTES), input_columns(model.model))
-    if input_csv.stat().st_size >= PREPARE_BYTES and model.compiled.start_native():
+    if model.compiled.start_native(compile_missing=input_csv.stat().st_size >= PREPARE_BYTES):
         console.print("  native trees: compiling in the background (once per version, cached); "
                       "scoring with the libraries until each member is ready", highlight=False)
     marks["loaded"] = time.time()

@@ -312,14 +312,15 @@ class CompiledModel:
             call.prepare()  # a member the children could not compile: tried once more here, or settled on its library
         return self.native_members
 
-    def start_native(self) -> bool:
+    def start_native(self, compile_missing: bool = True) -> bool:
         """Score with the libraries while the missing machine code compiles in the background (quick kind
         first), each member switching on the first large batch after its own appears: a cold run is
-        never slower than the libraries. True: something is compiling."""
+        never slower than the libraries. `compile_missing=False`: use what is cached, start nothing (a small
+        file). True: something is compiling."""
         for call in self._natives():
             call.background = True
             call.poll()
-        return self._start(quick=True) is not None
+        return compile_missing and self._start(quick=True) is not None
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         total = sum(w for w, _ in self.calls)
