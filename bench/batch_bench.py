@@ -108,9 +108,9 @@ def locked(lock: Path | None) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def whole_process(command: list[str], env: dict[str, str], lock: Path | None) -> dict[str, Any]:
+def whole_process(command: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run a command; its wall time from spawn to exit, its own peak RSS, its output, the load average around it."""
-    with locked(lock), tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as errors:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as errors:
         load_before = os.getloadavg()
         started = time.time()
         t0 = time.monotonic()
@@ -128,10 +128,10 @@ def whole_process(command: list[str], env: dict[str, str], lock: Path | None) ->
             "load_average_before": [round(v, 2) for v in load_before], "load_average_after": [round(v, 2) for v in load_after]}
 
 
-def run_naive(settings: Any, version: str, data: Path, output: Path, lock: Path | None) -> dict[str, Any]:
+def run_naive(settings: Any, version: str, data: Path, output: Path) -> dict[str, Any]:
     command = [sys.executable, str(ROOT / "bench" / "naive_batch.py"), settings.paths.tracking_uri,
                f"models:/{settings.model_name}/{version}", str(data), str(output), version]
-    run = whole_process(command, dict(os.environ), lock)
+    run = whole_process(command, dict(os.environ))
     marks = json.loads(run["stdout"].strip().splitlines()[-1])
     start = run["started"]
     return {"seconds": run["seconds"], "peak_rss_mb": run["peak_rss_mb"],
@@ -143,14 +143,13 @@ def run_naive(settings: Any, version: str, data: Path, output: Path, lock: Path 
             "load_average_before": run["load_average_before"], "load_average_after": run["load_average_after"]}
 
 
-def run_bankops(home: Path, version: str, data: Path, output: Path, cache: Path, lock: Path | None,
-                native: bool = True) -> dict[str, Any]:
+def run_bankops(home: Path, version: str, data: Path, output: Path, cache: Path, native: bool = True) -> dict[str, Any]:
     timings = Path(tempfile.mkstemp(prefix="bankops-batch-timings-", suffix=".json")[1])
     env = os.environ | {"XDG_CACHE_HOME": str(cache), "BANKOPS_BATCH_TIMINGS": str(timings), "COLUMNS": "200"}
     if not native:
         env["BANKOPS_NATIVE_TREES"] = "0"
     command = [bankops(), "batch-score", str(data), "-o", str(output), "--home", str(home), "--model-version", version]
-    run = whole_process(command, env, lock)
+    run = whole_process(command, env)
     marks = json.loads(timings.read_text())
     timings.unlink()
     start = run["started"]
@@ -214,23 +213,24 @@ def bench_budget(args: argparse.Namespace, budget: float, data: Path) -> dict[st
     outputs = {k: data.with_name(f"{k}-{budget:g}.predictions.csv") for k in ("naive", "libraries", "cold", "compiled")}
     cache = Path(tempfile.mkdtemp(prefix="bankops-bench-cache-"))
     try:
-        print(f"[{budget:g}s model v{version}: {describe}] naive path (pandas read_csv, MLflow predict, to_csv)…", flush=True)
-        naive = run_naive(settings, version, data, outputs["naive"], args.lock)
-        print(f"  {naive['seconds']:.1f}s {naive['parts_s']}", flush=True)
-        print("  bankops batch-score, libraries only (BANKOPS_NATIVE_TREES=0)…", flush=True)
-        libraries = run_bankops(home, version, data, outputs["libraries"], cache, args.lock, native=False)
-        libraries["background_record_after_exit_s"] = wait_for_recorder(home)
-        print(f"  {libraries['seconds']:.1f}s {libraries['parts_s']}", flush=True)
-        print("  bankops batch-score, cold (empty native cache)…", flush=True)
-        cold = run_bankops(home, version, data, outputs["cold"], cache, args.lock)
-        cold["background_compile_after_exit_s"] = wait_for_compiler(cache)
-        cold["background_record_after_exit_s"] = wait_for_recorder(home)
-        print(f"  {cold['seconds']:.1f}s {cold['parts_s']} native {cold['native_members']}; "
-              f"compiler done {cold['background_compile_after_exit_s']}s after exit", flush=True)
-        print("  bankops batch-score, compiled…", flush=True)
-        compiled = run_bankops(home, version, data, outputs["compiled"], cache, args.lock)
-        compiled["background_record_after_exit_s"] = wait_for_recorder(home)
-        print(f"  {compiled['seconds']:.1f}s {compiled['parts_s']} native {compiled['native_members']}", flush=True)
+        with locked(args.lock):  # the peer and bankops measured on the same machine, no other bench between
+            print(f"[{budget:g}s model v{version}: {describe}] naive path (pandas read_csv, MLflow predict, to_csv)…", flush=True)
+            naive = run_naive(settings, version, data, outputs["naive"])
+            print(f"  {naive['seconds']:.1f}s {naive['parts_s']}", flush=True)
+            print("  bankops batch-score, libraries only (BANKOPS_NATIVE_TREES=0)…", flush=True)
+            libraries = run_bankops(home, version, data, outputs["libraries"], cache, native=False)
+            libraries["background_record_after_exit_s"] = wait_for_recorder(home)
+            print(f"  {libraries['seconds']:.1f}s {libraries['parts_s']}", flush=True)
+            print("  bankops batch-score, cold (empty native cache)…", flush=True)
+            cold = run_bankops(home, version, data, outputs["cold"], cache)
+            cold["background_compile_after_exit_s"] = wait_for_compiler(cache)
+            cold["background_record_after_exit_s"] = wait_for_recorder(home)
+            print(f"  {cold['seconds']:.1f}s {cold['parts_s']} native {cold['native_members']}; "
+                  f"compiler done {cold['background_compile_after_exit_s']}s after exit", flush=True)
+            print("  bankops batch-score, compiled…", flush=True)
+            compiled = run_bankops(home, version, data, outputs["compiled"], cache)
+            compiled["background_record_after_exit_s"] = wait_for_recorder(home)
+            print(f"  {compiled['seconds']:.1f}s {compiled['parts_s']} native {compiled['native_members']}", flush=True)
         differences = {k: largest_difference(outputs[k], outputs["naive"]) for k in ("libraries", "cold", "compiled")}
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -265,19 +265,21 @@ def main() -> None:
     if not data.exists():
         print(f"generating {args.rows:,} rows into {data}", flush=True)
         generate(data, args.rows)
-    runs = [bench_budget(args, float(b), data) for b in args.budgets.split(",") if b.strip()]
-    report = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rows": args.rows,
-        "input_mb": round(data.stat().st_size / 2**20, 1),
-        "targets": {"naive_over_cold_at_least": TARGET_COLD, "naive_over_compiled_at_least": TARGET_COMPILED,
-                    "peak_rss_mb_under": MEMORY_LIMIT_MB, "max_probability_difference": TOLERANCE},
-        "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": versions(PACKAGES),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    runs: list[dict[str, Any]] = []
+    for budget in (float(b) for b in args.budgets.split(",") if b.strip()):
+        runs.append(bench_budget(args, budget, data))
+        report = {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "rows": args.rows,
+            "input_mb": round(data.stat().st_size / 2**20, 1),
+            "targets": {"naive_over_cold_at_least": TARGET_COLD, "naive_over_compiled_at_least": TARGET_COMPILED,
+                        "peak_rss_mb_under": MEMORY_LIMIT_MB, "max_probability_difference": TOLERANCE},
+            "runs": runs,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "versions": versions(PACKAGES),
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")  # after each budget: a long run keeps what it measured
     print(f"wrote {args.out}")
 
 
