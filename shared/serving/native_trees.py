@@ -321,7 +321,7 @@ def _link(obj: Path) -> None:
 def _main(argv: list[str]) -> None:
     """Child processes: `--compile FILE OUT [--quick]` runs LLVM (a process of its own, so its memory
     goes with it); `[--jobs N] [--quick] FILE...` compiles each file under its lock, N at a time
-    (with --quick: each quick kind first, then the optimised kinds at low priority)."""
+    (with --quick: each quick kind first, below the caller's priority, then the optimised kinds lower still)."""
     if argv[0] == "--compile":
         import lleaves
 
@@ -340,8 +340,9 @@ def _main(argv: list[str]) -> None:
     failed: list[str] = []
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         if quick:
+            os.nice(5)  # below the scoring run that asked for them: it never waits for them, they use what it leaves
             failed += [str(f) for f, error in zip(files, pool.map(lambda f: _try_compile(f, True), files), strict=True) if error]
-            os.nice(10)  # the scoring run that asked for them comes first
+            os.nice(10)  # the optimised kind is for later runs
         failed += [str(f) for f, error in zip(files, pool.map(_try_compile, files), strict=True) if error]
     if failed:
         sys.exit(f"failed to compile {', '.join(failed)}")
