@@ -65,11 +65,14 @@ bench-train: $(STAMP)
 bench-train-splits: $(STAMP)
 	$(BIN)/python bench/train_splits.py --budget $(BUDGET) --with-baseline --out bench/results/train_splits.json
 
-## Batch scoring of 1,000,000 generated rows against pandas + MLflow predict (data and model under BATCH_HOME).
+## Batch scoring of 1,000,000 generated rows, whole processes: bankops batch-score cold and compiled against pandas +
+## MLflow predict, on a model of each budget in BATCH_BUDGETS (homes BATCH_HOME-<budget>; BATCH_LOCK: a lock file held per run).
 BATCH_HOME ?= /tmp/bankops-bench-batch
 BATCH_ROWS ?= 1000000
+BATCH_BUDGETS ?= 60,30
+BATCH_LOCK ?=
 bench-batch: $(STAMP)
-	$(BIN)/python bench/batch_bench.py --rows $(BATCH_ROWS) --home $(BATCH_HOME) --out bench/results/batch.json
+	$(BIN)/python bench/batch_bench.py --rows $(BATCH_ROWS) --home $(BATCH_HOME) --budgets $(BATCH_BUDGETS) $(if $(BATCH_LOCK),--lock $(BATCH_LOCK)) --out bench/results/batch.json
 
 ## Real-time scoring: bankops serve against azmlinfsrv and mlflow models serve (peers in .cache/bench-venvs), same model, wrk on loopback.
 SERVE_HOME ?= /tmp/bankops-bench-serve

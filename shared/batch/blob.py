@@ -32,9 +32,10 @@ class BatchRun:
                 **self.summary.as_dict()}
 
 
-def record_run(tracker: RunTracker, source: str, output: str, summary: BatchSummary) -> str:
+def record_run(tracker: RunTracker, source: str, output: str, summary: BatchSummary,
+               tags: dict[str, str] | None = None) -> str:
     """Log a finished batch run (input, hash, rows, model version, duration); returns its run id."""
-    with tracker.run(f"batch {PurePosixPath(source).name}", tags={KIND_TAG: "batch"}) as run_id:
+    with tracker.run(f"batch {PurePosixPath(source).name}", tags={KIND_TAG: "batch"} | (tags or {})) as run_id:
         tracker.log_params({"input": source, "output": output, "input_sha256": summary.input_sha256,
                             "model_version": summary.model_version})
         tracker.log_metrics({"rows_read": summary.rows_read, "rows_scored": summary.rows_scored,

@@ -57,6 +57,10 @@ class BatchSummary:
     def rows_per_s(self) -> float:
         return self.rows_read / self.duration_s if self.duration_s > 0 else 0.0
 
+    def as_fields(self) -> dict[str, Any]:
+        """The fields only: `BatchSummary(**summary.as_fields())` rebuilds it."""
+        return asdict(self)
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"rows_per_s": round(self.rows_per_s, 1)}
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.cli.app import HomeOpt, app, backend_for, console, friendly_errors
+from shared.cli.app import HomeOpt, app, backend_for, console, friendly_errors, load_settings
 
 PREPARE_BYTES = 1 << 20  # about 9,000 rows: enough for chunks large enough to run natively
+TIMINGS_ENV = "BANKOPS_BATCH_TIMINGS"  # a file to write the wall-clock times of the command's steps to (bench/batch_bench.py)
+
+if TYPE_CHECKING:
+    from shared.batch.scorer import BatchModel
+    from shared.config import Settings
 
 
 class _RowsProgress:
@@ -42,46 +49,75 @@ def batch_score(
     home: HomeOpt = None,
 ) -> None:
     """Score a client list of any length in bounded memory; rows that fail validation go to OUTPUT.rejects.csv."""
-    from shared.batch.blob import record_run
+    from shared.batch import run_records
     from shared.batch.files import HEADER_BYTES, check_header_bytes
     from shared.batch.job import BatchOptions, rejects_path, score_file
-    from shared.batch.scorer import BatchModel
     from shared.model import input_columns
-    from shared.ports import chosen_version
 
-    _, backend = backend_for(home)
     output = output or input_csv.with_name(f"{input_csv.stem}.predictions.csv")
     if output.resolve() == input_csv.resolve():
         raise typer.BadParameter("the output must not overwrite the input", param_hint="--output")
-    version = chosen_version(backend.registry, model_version)
-    console.print(f"scoring {input_csv} with {backend.settings.model_name} v{version}")
+    marks = {"entered": time.time()}
+    settings = load_settings(home=home)
+    version, model = _load(settings, home, model_version)
+    console.print(f"scoring {input_csv} with {settings.model_name} v{version}")
     with input_csv.open("rb") as head:
         # a wrong file fails at once, before the model is prepared; it must hold the columns this version uses
-        check_header_bytes(head.read(HEADER_BYTES), input_columns(backend.registry.load(version)))
-    model = BatchModel.load(backend.registry, version)
-    if input_csv.stat().st_size >= PREPARE_BYTES:
-        with console.status(f"preparing v{version}: compiling its trees to native code (seconds, once per version; cached)"):
-            native = model.compiled.prepare_native()
-        if native:
-            console.print(f"  native trees: {', '.join(native)}", highlight=False)
+        check_header_bytes(head.read(HEADER_BYTES), input_columns(model.model))
+    if model.compiled.start_native(compile_missing=input_csv.stat().st_size >= PREPARE_BYTES):
+        console.print("  native trees: compiling in the background (once per version, cached); "
+                      "scoring with the libraries until each member is ready", highlight=False)
+    marks["loaded"] = time.time()
     progress = _RowsProgress(input_csv.stat().st_size)
     with progress.bar:
         summary = score_file(model, input_csv, output, BatchOptions(top=top, threshold=threshold), progress)
-    run_id = record_run(backend.tracker, str(input_csv), str(output), summary)
+    marks["scored"] = time.time()
+    if native := model.compiled.native_members:
+        console.print(f"  native trees: {', '.join(native)}", highlight=False)
+    # the tracker (MLflow: seconds to import) logs the run after this command ends
+    run_records.queue(settings.paths.root, str(input_csv), str(output), summary)
+    run_records.start_recorder(settings.paths.root)
+    marks["recorded"] = time.time()
+    if timings := os.environ.get(TIMINGS_ENV):
+        Path(timings).write_text(json.dumps(marks | {"native_members": model.compiled.native_members}))
     console.print(f"read {summary.rows_read:,} rows · scored {summary.rows_scored:,} · rejected {summary.rows_rejected:,} · "
                   f"wrote {summary.rows_written:,} in {summary.duration_s:.1f}s ({summary.rows_per_s:,.0f} rows/s)", highlight=False)
     console.print(f"  output {output}", highlight=False)
     if summary.rows_rejected:
         console.print(f"  rejects (line and reason) {rejects_path(output)}", highlight=False)
-    console.print(f"  input sha256 {summary.input_sha256[:12]} · run {run_id} · `bankops batch-runs` lists batch runs", highlight=False)
+    console.print(f"  input sha256 {summary.input_sha256[:12]} · recorded as a batch run in the background · "
+                  "`bankops batch-runs` lists them", highlight=False)
+
+
+def _load(settings: Settings, home: Path | None, requested: str | None) -> tuple[str, BatchModel]:
+    """The version to score with and its model: on the local backend read straight from the registry's
+    files (no MLflow import), else, or when that cannot be done safely, through the registry port."""
+    from shared.batch.scorer import BatchModel
+    from shared.ports import chosen_version
+
+    if settings.backend == "local":
+        import joblib
+
+        from shared.adapters.local.registry_index import LocalRegistryIndex
+
+        paths = settings.paths
+        index = LocalRegistryIndex(paths.mlflow_db, paths.artifacts, settings.model_name)
+        if (version := index.version(requested)) is not None and (file := index.model_file(version)) is not None:
+            return version, BatchModel.build(joblib.load(file), version)
+    _, backend = backend_for(home)
+    version = chosen_version(backend.registry, requested)
+    return version, BatchModel.load(backend.registry, version)
 
 
 @app.command("batch-runs")
 @friendly_errors
 def batch_runs(home: HomeOpt = None, last: Annotated[int, typer.Option(help="How many runs to show.", min=1)] = 20) -> None:
     """Recent batch scoring runs (CLI and batch/ folder): input, rows, model version, duration."""
-    _, backend = backend_for(home)
+    from shared.batch.run_records import record_pending
+
+    settings, backend = backend_for(home)
     tracker = backend.tracker
+    record_pending(tracker, settings.paths.root)  # runs of batch-score whose recorder has not finished yet
     client, experiment = getattr(tracker, "client", None), getattr(tracker, "experiment_id", None)
     if client is None or experiment is None:
         console.print("this backend's tracker cannot list runs here; see the workspace's runs tagged bankops.kind=batch")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import subprocess
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -203,37 +204,70 @@ _NATIVE: dict[str, tuple[Callable[[Any], str | None], float]] = {
 
 class _NativeOrLibrary:
     """A member's booster compiled to native code for batches of NATIVE_BATCH rows and more; the
-    library's call below that. Compiled on the first large batch (seconds, then cached), and used
-    only if it agrees with the member's `predict_proba` on the verification sample."""
+    library's call below that. Compiled on the first large batch (seconds, then cached), or, in
+    `background` mode, in a detached child while large batches keep the library's call until the
+    machine code is there; used only if it agrees with the member's `predict_proba` on the
+    verification sample."""
 
     def __init__(self, learner: str, estimator: Any, library: ProbaFn, reference: ProbaFn, sample: np.ndarray) -> None:
         self.learner, self.estimator, self.library, self.reference, self.sample = learner, estimator, library, reference, sample
         self.native: ProbaFn | None = None
-        self.tried = False
+        self.tried = False  # settled: the machine code is in use, or the library stays
+        self.background = False
+        self._text: str | None = None
+        self._compilation: native_trees.Compilation | None = None
 
-    def _build(self) -> None:
+    def text(self) -> str | None:
+        """The member's LightGBM model file (None: it cannot be written as one)."""
+        if self._text is None and not self.tried:
+            try:
+                self._text = _NATIVE[type(self.estimator).__name__][0](self.estimator)
+            except Exception:
+                log.warning("native trees of %s unavailable; using the library", self.learner, exc_info=True)
+                self.tried = True
+            if self._text is None:
+                self.tried = True
+        return self._text
+
+    def compilation(self) -> native_trees.Compilation | None:
+        if self._compilation is None and (text := self.text()) is not None:
+            self._compilation = native_trees.Compilation(text, native_cache())
+        return self._compilation
+
+    def _adopt(self, native: ProbaFn) -> None:
         self.tried = True
-        model_text, tolerance = _NATIVE[type(self.estimator).__name__]
-        text = model_text(self.estimator)
-        if text is None:
-            return
-        try:
-            native = native_trees.compile_text(text, native_cache())
-            if _agrees(native, self.reference, self.sample, tolerance):
-                self.native = native
-            else:
-                log.warning("native trees of %s disagree with predict_proba; using the library", self.learner)
-        except Exception:  # a compiler or cache problem costs speed, never an answer
-            log.warning("native trees of %s unavailable; using the library", self.learner, exc_info=True)
+        if _agrees(native, self.reference, self.sample, _NATIVE[type(self.estimator).__name__][1]):
+            self.native = native
+        else:
+            log.warning("native trees of %s disagree with predict_proba; using the library", self.learner)
 
     def prepare(self) -> None:
-        if not self.tried:
-            self._build()
+        """Compile now (waiting) unless settled."""
+        if self.tried or (text := self.text()) is None:
+            return
+        try:
+            self._adopt(native_trees.compile_text(text, native_cache()))
+        except Exception:  # a compiler or cache problem costs speed, never an answer
+            self.tried = True
+            log.warning("native trees of %s unavailable; using the library", self.learner, exc_info=True)
+
+    def poll(self) -> None:
+        """Switch to the machine code if it is in the cache now; never waits."""
+        if self.tried or (compilation := self.compilation()) is None or not compilation.ready():
+            return
+        try:
+            self._adopt(compilation.load())
+        except Exception:
+            self.tried = True
+            log.warning("native trees of %s unavailable; using the library", self.learner, exc_info=True)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if len(x) < NATIVE_BATCH:
             return self.library(x)
-        self.prepare()
+        if self.background:
+            self.poll()
+        else:
+            self.prepare()
         return self.native(x) if self.native is not None else self.library(x)
 
 
@@ -248,14 +282,45 @@ class CompiledModel:
     @property
     def native_members(self) -> list[str]:
         """The members whose large batches ran compiled to native code so far."""
-        return [c.learner for _, c in self.calls if isinstance(c, _NativeOrLibrary) and c.native is not None]
+        return [c.learner for c in self._natives() if c.native is not None]
+
+    def _natives(self) -> list[_NativeOrLibrary]:
+        return [c for _, c in self.calls if isinstance(c, _NativeOrLibrary)]
+
+    def _start(self, *, quick: bool) -> subprocess.Popen[bytes] | None:
+        wanted = [c for c in self._natives() if c.native is not None or not c.tried]  # not those that disagreed
+        try:
+            return native_trees.start_compiling([m for c in wanted if (m := c.compilation()) is not None], quick=quick)
+        except Exception:  # a cache folder that cannot be written: each member falls back on its own
+            log.warning("cannot compile native trees in the background", exc_info=True)
+            return None
+
+    def native_ready(self) -> bool:
+        """Every member that can run natively has its machine code cached (or has settled on its library)."""
+        return all(c.tried or (m := c.compilation()) is None or m.ready() for c in self._natives())
 
     def prepare_native(self) -> list[str]:
-        """Compile the native members now rather than on the first large batch; returns those in use."""
-        for _, call in self.calls:
-            if isinstance(call, _NativeOrLibrary):
-                call.prepare()
+        """Compile the native members now (in parallel children), rather than on the first large batch;
+        returns those in use."""
+        if (process := self._start(quick=False)) is not None:
+            try:
+                process.wait(timeout=native_trees.COMPILE_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.warning("native trees still compiling after %ss; using the libraries meanwhile", native_trees.COMPILE_TIMEOUT_S)
+        for call in self._natives():
+            call.poll()
+            call.prepare()  # a member the children could not compile: tried once more here, or settled on its library
         return self.native_members
+
+    def start_native(self, compile_missing: bool = True) -> bool:
+        """Score with the libraries while the missing machine code compiles in the background (quick kind
+        first), each member switching on the first large batch after its own appears: a cold run is
+        never slower than the libraries. `compile_missing=False`: use what is cached, start nothing (a small
+        file). True: something is compiling."""
+        for call in self._natives():
+            call.background = True
+            call.poll()
+        return compile_missing and self._start(quick=True) is not None
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         total = sum(w for w, _ in self.calls)
@@ -263,6 +328,19 @@ class CompiledModel:
         for weight, call in self.calls:
             p += weight * call(x)
         return p / total
+
+
+def start_native_compilation(model: BankMarketingModel) -> bool:
+    """Start compiling a model's LightGBM and XGBoost members to native code in a detached, low-priority
+    child (at registration, so its first batch finds them cached); True: something is compiling.
+    Not verified here: batch scoring checks each against its member when it loads it."""
+    if not native_trees.available():
+        return False
+    compilations = []
+    for member in model.members:
+        if (native := _NATIVE.get(type(member.estimator).__name__)) is not None and (text := native[0](member.estimator)):
+            compilations.append(native_trees.Compilation(text, native_cache()))
+    return native_trees.start_compiling(compilations, low_priority=True) is not None
 
 
 def compile_model(model: BankMarketingModel, sample: Sequence[Mapping[str, object]], *, exact: bool = False,

@@ -4,6 +4,8 @@ only when they do."""
 from __future__ import annotations
 
 import os
+import shutil
+import time
 
 import numpy as np
 import pytest
@@ -129,3 +131,46 @@ def test_compiled_models_unused_for_a_month_are_removed_when_another_is_compiled
     native_trees.compile_text(new, tmp_path)
     assert stale.stem not in {p.stem for p in tmp_path.iterdir()}  # its machine code and model file are gone
     assert len(list(tmp_path.glob("*.so"))) == 1 and len(list(tmp_path.glob("*.txt"))) == 1
+
+
+def _wait_for(condition, seconds: float = 120.0) -> None:
+    """Poll until the detached compiler has done its part (bounded; no timing is asserted)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_a_cold_model_scores_with_its_libraries_until_its_trees_compile_then_switches(tmp_path) -> None:
+    """Nothing cached: large batches keep each member's library call (the model's own answers) while a
+    detached child compiles; once the machine code is there the next large batch runs it, same answers."""
+    model = _blend_with_xgboost()
+    x = np.repeat(model.encoder.transform_records(verification_records()), NATIVE_BATCH // 8 + 1, axis=0)
+    compiled = compile_model(model, verification_records(), exact=True, native=True)
+    assert compiled.start_native()  # something to compile: the cache is empty
+    np.testing.assert_allclose(compiled.proba(x), model.proba_from_matrix(x), rtol=0, atol=1e-9)
+    _wait_for(compiled.native_ready)
+    np.testing.assert_allclose(compiled.proba(x), model.proba_from_matrix(x), rtol=0, atol=1e-6)
+    assert sorted(compiled.native_members) == ["lgbm", "xgboost"]
+    trees = tmp_path / "cache" / "bankops" / "trees"
+    _wait_for(lambda: len(list(trees.glob("*.so"))) == 4)  # then the optimised kind, for later runs
+    again = compile_model(model, verification_records(), exact=True, native=True)
+    assert not again.start_native()  # all cached: nothing starts, every member native from the first batch
+    assert sorted(again.native_members) == ["lgbm", "xgboost"]
+
+
+def test_members_compile_in_parallel_children_and_a_second_compiler_waits_for_the_first(tmp_path) -> None:
+    x, y = _data(seed=5)
+    models = [XGBClassifier(n_estimators=n, max_depth=3, random_state=0).fit(x, y) for n in (8, 9)]
+    texts = [native_trees.xgboost_text(m) for m in models]
+    compilations = [native_trees.Compilation(t, tmp_path) for t in texts]
+    first = native_trees.start_compiling(compilations)
+    second = native_trees.start_compiling(compilations)  # the same files: waits on their locks, compiles nothing twice
+    assert first is not None and second is not None
+    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0
+    assert all(c.binary.exists() for c in compilations) and not list(tmp_path.glob("*.part"))
+    assert native_trees.start_compiling(compilations) is None
+    # linked into shared libraries where a linker is installed (loaded by ctypes, without LLVM)
+    assert all(c.binary.with_suffix(native_trees.LIBRARY).exists() == (shutil.which("ld") is not None) for c in compilations)
+    for model, text in zip(models, texts, strict=True):
+        native = native_trees.Compilation(text, tmp_path).load()
+        np.testing.assert_allclose(native(x), model.predict_proba(x)[:, 1], rtol=0, atol=1e-6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +20,24 @@ from shared.model import BankMarketingModel
 from shared.ports import ModelVersion
 
 METRIC_TAG = "metric."
+log = logging.getLogger("bankops.registry")
+
+
+NATIVE_AT_REGISTRATION = "BANKOPS_NATIVE_AT_REGISTRATION"  # "0": do not compile a new version's trees when registered
+
+
+def _compile_for_batch(model: BankMarketingModel) -> None:
+    """Start compiling the new version's trees to native code in the background (seconds of CPU, at low
+    priority, in a detached child), so its first large batch does not wait for them nor run on the
+    libraries. A failure here costs that speed only, never the registration."""
+    if os.environ.get(NATIVE_AT_REGISTRATION, "1") == "0":
+        return
+    from shared.serving.predictor import start_native_compilation
+
+    try:
+        start_native_compilation(model)
+    except Exception:
+        log.warning("could not start compiling the new version's trees for batch scoring", exc_info=True)
 
 
 class MlflowModelRegistry:
@@ -49,6 +69,7 @@ class MlflowModelRegistry:
             self.client.set_model_version_tag(self.name, version, f"{METRIC_TAG}{key}", f"{value:.6g}")
         for tag, text in tags.items():
             self.client.set_model_version_tag(self.name, version, tag, text)
+        _compile_for_batch(model)
         return self.get(version)
 
     def get(self, version: str | None = None) -> ModelVersion:
