@@ -248,16 +248,17 @@ def on_request_training(auto: Automation, command: RequestTraining, job_id: str 
         register_dataset(auto.datasets, shipped_data(), name=name, holdout_fraction=s.holdout_fraction, seed=s.seed,
                          source_name="shipped")
     dataset = auto.datasets.get(name, version)
-    request = TrainingRequest(dataset=dataset, budget_s=s.automl_budget_s, metric=s.primary_metric,
+    budget_s = command.budget_s or s.automl_budget_s
+    request = TrainingRequest(dataset=dataset, budget_s=budget_s, metric=s.primary_metric,
                               exclude_columns=tuple(split_columns(s.exclude_columns)), folds=s.cv_folds, seed=s.seed,
-                              reason=command.reason)
+                              reason=command.reason, provisional=command.provisional)
     from shared.adapters.local.trainer import LocalTrainer  # the local pipeline: not loaded by the function app
 
     trainer = auto.trainer or LocalTrainer(datasets=auto.datasets, registry=auto.registry, tracker=auto.tracker,
                                            progress=auto.progress)
     # started_at and budget_s: what the retrain_stuck rule and the dashboard's run durations read
     timing = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "budget_s": s.automl_budget_s if s.backend == "local" else s.automl_timeout_minutes * 60.0}
+              "budget_s": budget_s if s.backend == "local" else s.automl_timeout_minutes * 60.0}
     if job_id:
         auto.queue.annotate(job_id, {"dataset": dataset.ref, **timing})
     run = trainer.train(request)

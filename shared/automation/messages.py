@@ -56,6 +56,8 @@ class RequestTraining(Message):
     reason: str = "manual"
     dataset: str = ""  # NAME[:VERSION]
     experiment: str = ""
+    budget_s: float = 0.0  # 0: BANKOPS_AUTOML_BUDGET; a quick first model asks for a few seconds
+    provisional: bool = False  # a quick first model: served until a full-budget one replaces it through the gate
 
 
 @dataclass(frozen=True)
