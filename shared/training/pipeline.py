@@ -153,9 +153,10 @@ class TrainingPipeline:
                                 on_search_done=on_search_done)
             dropped = result.features.dropped
             model = result.model(encoder)
-            best_learner = result.search.ranked_learners()[0]
+            ranked = result.search.ranked_learners()  # empty when no search trial finished in a tiny budget
+            best_learner = LEARNER_NAMES[ranked[0]] if ranked else "none (portfolio blend only)"
             cv_score = result.cv_score
-            self.tracker.log_params({"best_learner": LEARNER_NAMES[best_learner], "ensemble": model.describe(),
+            self.tracker.log_params({"best_learner": best_learner, "ensemble": model.describe(),
                                      "trials": len(result.trials), "features": ",".join(model.encoder.columns),
                                      # columns whose shuffling did not lower the probe's out-of-fold score
                                      "features_dropped": ",".join(dropped) or "none",
