@@ -5,7 +5,9 @@ On an empty home two ordinary training requests are queued in the training lane,
 through the usual gate and deploy, so the quick model is served as soon as it is registered (the first
 model always passes the gate) and the full model replaces it only if the gate says so. The quick run has
 a dedupe key of its own: training requests collapse into one queued run, and the full one must not
-collapse into the quick one. `FirstModelWatch` tells the console the two moments.
+collapse into the quick one. The full run waits until the quick model is served (deferred in the queue, so
+the training lane is not blocked and no attempt is used): the two cores go to the scoring service's start.
+`FirstModelWatch` tells the console the two moments.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.automation.handlers import Automation, request_training
+from shared.automation.handlers import TRAINING_KEY, Automation
 from shared.automation.messages import RequestTraining, RunCompleted
+from shared.errors import InProgress
 from shared.ports import CHAMPION, Job, ModelVersion
 
 QUICK_KEY = "training-quick"
@@ -59,8 +62,22 @@ def request_first_models(auto: Automation) -> FirstModels:
         job, _ = auto.queue.put(RequestTraining(reason=QUICK_REASON, dataset=auto.settings.dataset_name, budget_s=budget,
                                                 provisional=True), dedupe=QUICK_KEY)
         quick_id = job.job_id
-    full_id, _ = request_training(auto, FULL_REASON)
-    return FirstModels(quick_id, full_id)
+    job, _ = auto.queue.put(RequestTraining(reason=FULL_REASON, dataset=auto.settings.dataset_name, after_quick=quick_id is not None),
+                            dedupe=TRAINING_KEY)  # what request_training queues; later requests collapse into it
+    return FirstModels(quick_id, job.job_id)
+
+
+def wait_for_quick_model(auto: Automation, retry_after_s: float = 3.0) -> None:
+    """Raise InProgress while the quick model is on its way (its run or its gate and deploy still to finish).
+
+    On two cores a full-budget run beside the scoring service's start-up would delay the first prediction
+    by about as long again; once the quick model is served, or its run or deploy failed, the full run goes."""
+    if auto.registry.alias(CHAMPION) is not None:
+        return
+    quick = [j for j in auto.queue.recent(50, kind=RequestTraining.kind) if j.payload.get("provisional")]
+    gates = [j for j in auto.queue.recent(50, kind=RunCompleted.kind) if j.status in ("queued", "running")]
+    if (quick and quick[0].status in ("queued", "running")) or gates:
+        raise InProgress("the full-budget run starts once the quick first model is served", retry_after_s=retry_after_s)
 
 
 def _auc(version: ModelVersion) -> str:

@@ -242,6 +242,10 @@ def _judge(auto: Automation, event: DataArrived, container: str, name: str, cont
 def on_request_training(auto: Automation, command: RequestTraining, job_id: str = "") -> dict[str, Any]:
     from shared.resources import shipped_data
 
+    if command.after_quick:
+        from shared.automation.first_model import wait_for_quick_model
+
+        wait_for_quick_model(auto)  # InProgress until the quick first model is served (or cannot be)
     s = auto.settings
     name, version = parse_dataset_ref(command.dataset or s.dataset_name)
     if not auto.datasets.list(name) and name == s.dataset_name:

@@ -115,3 +115,15 @@ def test_no_quick_model_when_disabled_or_not_shorter_than_the_full_budget(tmp_pa
     first = request_first_models(auto)
     assert first.quick_job is None
     assert [j.payload["budget_s"] for j in auto.queue.recent(10, kind="RequestTraining")] == [0.0]  # the settings' budget
+
+
+def test_the_full_run_waits_in_the_queue_until_the_quick_model_is_served(auto: Automation) -> None:
+    """Two cores: the full run beside the scoring service's start would delay the first prediction."""
+    trainer = auto.trainer = HandBuiltTrainer(auto, good={True: False, False: True})
+    first = request_first_models(auto)
+    _step(auto, "training")  # the quick run
+    waiting = Worker(auto).run_once("training")
+    assert waiting is not None and waiting.job_id == first.full_job and waiting.status == "queued"
+    assert "quick first model" in waiting.result["progress"] and waiting.attempts == 0  # deferred, no attempt used
+    assert len(trainer.requests) == 1
+    assert request_training(auto, "timer") == (first.full_job, False)  # still the one queued run others collapse into
