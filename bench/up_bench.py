@@ -115,7 +115,7 @@ def run_scenario(name: str, cache_root: Path, timeout_s: float, keep: bool) -> d
                 first = time.monotonic() - started
             if full is None and FULL_LINE.search(log_path.read_text(errors="replace")):
                 full = now
-            if first is not None and full is not None:
+            if first is not None and (full is not None or peer):  # the peer's first model is its full model
                 break
             time.sleep(0.25)
         result["exited_early"] = process.poll() is not None

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from shared.automation.handlers import TRAINING_KEY, Automation
 from shared.automation.messages import RequestTraining, RunCompleted
-from shared.errors import InProgress
 from shared.ports import CHAMPION, Job, ModelVersion
 
 QUICK_KEY = "training-quick"
@@ -65,19 +64,6 @@ def request_first_models(auto: Automation) -> FirstModels:
     job, _ = auto.queue.put(RequestTraining(reason=FULL_REASON, dataset=auto.settings.dataset_name, after_quick=quick_id is not None),
                             dedupe=TRAINING_KEY)  # what request_training queues; later requests collapse into it
     return FirstModels(quick_id, job.job_id)
-
-
-def wait_for_quick_model(auto: Automation, retry_after_s: float = 3.0) -> None:
-    """Raise InProgress while the quick model is on its way (its run or its gate and deploy still to finish).
-
-    On two cores a full-budget run beside the scoring service's start-up would delay the first prediction
-    by about as long again; once the quick model is served, or its run or deploy failed, the full run goes."""
-    if auto.registry.alias(CHAMPION) is not None:
-        return
-    quick = [j for j in auto.queue.recent(50, kind=RequestTraining.kind) if j.payload.get("provisional")]
-    gates = [j for j in auto.queue.recent(50, kind=RunCompleted.kind) if j.status in ("queued", "running")]
-    if (quick and quick[0].status in ("queued", "running")) or gates:
-        raise InProgress("the full-budget run starts once the quick first model is served", retry_after_s=retry_after_s)
 
 
 def _auc(version: ModelVersion) -> str:

@@ -31,7 +31,7 @@ from shared.batch.files import HEADER_BYTES, check_header_bytes, output_names
 from shared.config import Settings, split_columns
 from shared.data_validation import ReadLimits, size_problem, validate_csv
 from shared.dataset_registration import content_hash, load_frame, register_dataset
-from shared.errors import BankopsError, Conflict, InvalidDataset, NotFound
+from shared.errors import BankopsError, Conflict, InProgress, InvalidDataset, NotFound
 from shared.monitoring.ranges import MetricRanges
 from shared.ports import (
     CHAMPION,
@@ -239,13 +239,23 @@ def _judge(auto: Automation, event: DataArrived, container: str, name: str, cont
     return result
 
 
+def _wait_for_quick_model(auto: Automation, retry_after_s: float = 3.0) -> None:
+    """The first start's full run (shared/automation/first_model.py) waits, deferred, while the quick model's run or
+    gate and deploy are still to finish: on two cores a run beside the scoring service's start-up would delay the
+    first prediction by about as long again. Once it is served, or its run or deploy failed, the full run goes."""
+    if auto.registry.alias(CHAMPION) is not None:
+        return
+    quick = [j for j in auto.queue.recent(50, kind=RequestTraining.kind) if j.payload.get("provisional")]
+    if (quick and quick[0].status in ("queued", "running")) or any(
+            j.status in ("queued", "running") for j in auto.queue.recent(50, kind=RunCompleted.kind)):
+        raise InProgress("the full-budget run starts once the quick first model is served", retry_after_s=retry_after_s)
+
+
 def on_request_training(auto: Automation, command: RequestTraining, job_id: str = "") -> dict[str, Any]:
     from shared.resources import shipped_data
 
     if command.after_quick:
-        from shared.automation.first_model import wait_for_quick_model
-
-        wait_for_quick_model(auto)  # InProgress until the quick first model is served (or cannot be)
+        _wait_for_quick_model(auto)
     s = auto.settings
     name, version = parse_dataset_ref(command.dataset or s.dataset_name)
     if not auto.datasets.list(name) and name == s.dataset_name:
