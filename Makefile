@@ -5,13 +5,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUDGET ?= 60
 
-.PHONY: up test install functions-package browser dashboard-screenshot lint unit integration e2e contract bench-train bench-train-splits bench-batch bench-serve bench-cli clean
+.PHONY: up test install functions-package browser dashboard-screenshot lint unit integration e2e contract bench-train bench-train-splits bench-batch bench-serve bench-cli bench-up clean
+
+# The install: uv (from PATH, else from PyPI into the venv) resolves and installs much faster than pip (bench/README.md, "First prediction");
+# INSTALLER=pip, or any failure of uv, installs with pip as before.
+INSTALLER ?= uv
+PIP_INSTALL = { $(BIN)/pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true; } && \
+	{ $(BIN)/pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true; }
+UV_INSTALL = UV="$$(command -v uv || { $(BIN)/pip install --quiet uv >/dev/null 2>&1 && echo $(BIN)/uv; })" && \
+	test -n "$$UV" && "$$UV" pip install --quiet --python $(BIN)/python -e '.[dev]'
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	@if [ "$(INSTALLER)" = uv ] && $(UV_INSTALL); then echo "installed with uv"; else echo "installing with pip"; $(PIP_INSTALL); fi
 	$(BIN)/python -c "import shared, flaml, mlflow, lightgbm, xgboost, lleaves" && touch $(STAMP)
 
 install: $(STAMP)
@@ -83,6 +90,12 @@ bench-serve: $(STAMP)
 ## How long `--help`, `keys show`, `logs` and `status` take as whole processes, beside `python -c pass` and `mlflow --help`.
 bench-cli: $(STAMP)
 	$(BIN)/python bench/cli_startup.py --out bench/results/cli_startup.json
+
+## From a fresh clone (git clone of HEAD) to the first 200 of /score and to the full model, install included, with
+## an empty package cache and then the warm one; UP_SCENARIOS="cold warm peer-cold peer-warm" adds the pip + no-quick peer.
+UP_SCENARIOS ?= cold warm
+bench-up:
+	$(PYTHON) bench/up_bench.py --scenarios $(UP_SCENARIOS) --out bench/results/up.json
 
 clean:
 	rm -rf $(VENV) .bankops .pytest_cache

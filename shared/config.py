@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     experiment_name: str = Field("bankmarketing", validation_alias="BANKOPS_EXPERIMENT_NAME")
 
     automl_budget_s: float = Field(60.0, gt=0, validation_alias="BANKOPS_AUTOML_BUDGET")
+    # On an empty home `bankops up` first serves a model trained for this many seconds (0: none), then the full
+    # budget's, which replaces it through the gate (shared/automation/first_model.py).
+    quick_budget_s: float = Field(5.0, ge=0, validation_alias="BANKOPS_QUICK_BUDGET_S")
     primary_metric: str = Field("AUC_weighted", validation_alias="BANKOPS_PRIMARY_METRIC")
     holdout_fraction: float = Field(0.1, gt=0, lt=0.5, validation_alias="BANKOPS_HOLDOUT_FRACTION")
     cv_folds: int = Field(5, ge=2, le=10, validation_alias="BANKOPS_CV_FOLDS")

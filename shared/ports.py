@@ -64,6 +64,7 @@ class TrainingRequest:
     seed: int = 42
     learners: tuple[str, ...] = LEARNERS
     reason: str = "manual"
+    provisional: bool = False  # a quick first model (tagged so): status and dashboard say it is provisional
 
 
 @dataclass(frozen=True)

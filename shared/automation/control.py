@@ -102,7 +102,9 @@ def status(auto: Automation, next_schedule: str | None = None) -> dict[str, Any]
     recent = auto.queue.recent(10)
     dead, dead_total = auto.queue.dead_letters(DEAD_LETTERS_SHOWN)
     return {
-        "champion": {"model_version": champion.version, "metrics": dict(champion.metrics), "dataset": champion.tags.get("dataset")}
+        # provisional: a quick first model, served until the full-budget one replaces it (shared/automation/first_model.py)
+        "champion": {"model_version": champion.version, "metrics": dict(champion.metrics), "dataset": champion.tags.get("dataset"),
+                     "provisional": champion.tags.get("provisional") == "true"}
         if champion else None,
         "endpoint": {"serving_version": serving, "healthy": serving is not None,
                      "availability": summary(auto.settings.paths.logs), **({"error": serving_error} if serving_error else {})},

@@ -31,7 +31,7 @@ from shared.batch.files import output_names
 from shared.config import Settings, split_columns
 from shared.data_validation import ReadLimits, size_problem, validate_csv
 from shared.dataset_registration import content_hash, load_frame, register_dataset
-from shared.errors import BankopsError, Conflict, InvalidDataset, NotFound
+from shared.errors import BankopsError, Conflict, InProgress, InvalidDataset, NotFound
 from shared.monitoring.ranges import MetricRanges
 from shared.ports import (
     CHAMPION,
@@ -237,21 +237,36 @@ def _judge(auto: Automation, event: DataArrived, container: str, name: str, cont
     return result
 
 
+def _wait_for_quick_model(auto: Automation, retry_after_s: float = 3.0) -> None:
+    """The first start's full run (shared/automation/first_model.py) waits, deferred, while the quick model's run or
+    gate and deploy are still to finish: on two cores a run beside the scoring service's start-up would delay the
+    first prediction by about as long again. Once it is served, or its run or deploy failed, the full run goes."""
+    if auto.registry.alias(CHAMPION) is not None:
+        return
+    quick = [j for j in auto.queue.recent(50, kind=RequestTraining.kind) if j.payload.get("provisional")]
+    if (quick and quick[0].status in ("queued", "running")) or any(
+            j.status in ("queued", "running") for j in auto.queue.recent(50, kind=RunCompleted.kind)):
+        raise InProgress("the full-budget run starts once the quick first model is served", retry_after_s=retry_after_s)
+
+
 def on_request_training(auto: Automation, command: RequestTraining, job_id: str = "") -> dict[str, Any]:
     from shared.resources import shipped_data
 
+    if command.after_quick:
+        _wait_for_quick_model(auto)
     s = auto.settings
     name, version = parse_dataset_ref(command.dataset or s.dataset_name)
     if not auto.datasets.list(name) and name == s.dataset_name:
         register_dataset(auto.datasets, shipped_data(), name=name, holdout_fraction=s.holdout_fraction, seed=s.seed,
                          source_name="shipped")
     dataset = auto.datasets.get(name, version)
-    request = TrainingRequest(dataset=dataset, budget_s=s.automl_budget_s, metric=s.primary_metric,
+    budget_s = command.budget_s or s.automl_budget_s
+    request = TrainingRequest(dataset=dataset, budget_s=budget_s, metric=s.primary_metric,
                               exclude_columns=tuple(split_columns(s.exclude_columns)), folds=s.cv_folds, seed=s.seed,
-                              reason=command.reason)
+                              reason=command.reason, provisional=command.provisional)
     # started_at and budget_s: what the retrain_stuck rule and the dashboard's run durations read
     timing = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "budget_s": s.automl_budget_s if s.backend == "local" else s.automl_timeout_minutes * 60.0}
+              "budget_s": budget_s if s.backend == "local" else s.automl_timeout_minutes * 60.0}
     if job_id:
         auto.queue.annotate(job_id, {"dataset": dataset.ref, **timing})
     run = auto.trainer.train(request)

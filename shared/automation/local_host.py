@@ -24,6 +24,7 @@ import uvicorn
 
 from shared.adapters.local.tracking import MlflowTracker
 from shared.automation.control_app import create_control_app
+from shared.automation.first_model import request_first_models
 from shared.automation.handlers import request_training
 from shared.automation.schedule import RetrainSchedule
 from shared.automation.watcher import IncomingWatcher
@@ -254,7 +255,7 @@ class LocalHost:
         if champion is not None:
             self.scoring.start(champion.version)
         elif not any(j.kind == "RequestTraining" and j.status in ("queued", "running") for j in self.auto.queue.recent(20)):
-            request_training(self.auto, "first start")
+            request_first_models(self.auto)  # a quick model first when BANKOPS_QUICK_BUDGET_S > 0, then the full budget's
         self.control_thread.start()
         while not self.control.started and self.control_thread.is_alive():
             time.sleep(0.05)

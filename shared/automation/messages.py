@@ -56,6 +56,9 @@ class RequestTraining(Message):
     reason: str = "manual"
     dataset: str = ""  # NAME[:VERSION]
     experiment: str = ""
+    budget_s: float = 0.0  # 0: BANKOPS_AUTOML_BUDGET; a quick first model asks for a few seconds
+    provisional: bool = False  # a quick first model: served until a full-budget one replaces it through the gate
+    after_quick: bool = False  # the first start's full run: waits (deferred, no attempt used) until the quick model is served
 
 
 @dataclass(frozen=True)

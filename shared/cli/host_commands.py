@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -45,8 +46,12 @@ def up(
     home: HomeOpt = None,
 ) -> None:
     """Run everything hands-off: train if needed, deploy, serve, and retrain on new data, timer or HTTP."""
+    import psutil  # type: ignore[import-untyped]
+
+    from shared.automation.first_model import FirstModels, FirstModelWatch, quick_budget
     from shared.automation.local_host import LocalHost, LogProgress
 
+    started = psutil.Process().create_time()  # "after N s" counts from the process start, imports included
     settings = load_settings(home=home, automl_budget_s=budget, control_port=port, scoring_port=scoring_port)
     _logging(settings.paths.logs)
     host = LocalHost(settings, control_port=settings.control_port, scoring_port=settings.scoring_port, workers=workers,
@@ -54,9 +59,15 @@ def up(
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         state = host.start()
+        watch = FirstModelWatch(host.auto, FirstModels.pending(host.auto), started)
         if state == "training":
-            console.print(f"first start: training on the shipped data (budget {settings.automl_budget_s:.0f}s), then deploying…")
+            quick = quick_budget(host.auto)
+            console.print("first start: training on the shipped data "
+                          + (f"(a quick model, budget {quick:g}s, then the full AutoML, budget {settings.automl_budget_s:g}s)"
+                             if quick else f"(budget {settings.automl_budget_s:g}s)") + ", then deploying…")
         if host.wait_until_serving(timeout_s=settings.automl_budget_s * 3 + 300):
+            for line in watch.poll():
+                console.print(line, highlight=False)
             summary = host.summary()
             console.print("[bold green]bankops is up[/]")
             for key, value in summary.items():
@@ -65,6 +76,10 @@ def up(
         else:
             console.print("[red]no model is being served yet[/]: see `bankops status` and the logs under "
                           f"{settings.paths.logs}; the host keeps running and retries on new data, timer or HTTP")
+        while not watch.done:  # the full model's moment, then nothing more to say until Ctrl-C
+            for line in watch.poll():
+                console.print(line, highlight=False)
+            time.sleep(0.5)
         signal.pause()
     except KeyboardInterrupt:
         console.print("stopping…")

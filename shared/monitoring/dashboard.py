@@ -223,7 +223,8 @@ def version_rows(versions: Sequence[ModelVersion], aliases: dict[str, str | None
     for v in list(versions)[::-1][:limit]:
         named = set(v.aliases) | {alias for alias, target in aliases.items() if target == v.version}
         rows.append({"version": v.version, "created_at": v.created_at, "dataset": v.tags.get("dataset"),
-                     "AUC_weighted": v.metrics.get("AUC_weighted"), "aliases": sorted(named)})
+                     "AUC_weighted": v.metrics.get("AUC_weighted"), "aliases": sorted(named),
+                     "provisional": v.tags.get("provisional") == "true"})
     return rows
 
 
@@ -281,6 +282,7 @@ def build(auto: Automation, window: timedelta, *, now: datetime | None = None, n
         "prediction_mix": prediction_mix(entries, served),
         "availability": endpoint.get("availability"),
         "champion": champion,
+        "champion_provisional": bool((status.get("champion") or {}).get("provisional")),
         "serving_version": serving,
         "next_retrain": status.get("next_retrain"),
         "versions": version_rows(versions, {CHAMPION: champion, PREVIOUS: previous.version if previous else None}),

@@ -102,7 +102,11 @@ def run_automl(
     blend_started = time.monotonic()
     blend = build_blend(candidates(result, per_learner, portfolio, learners), x, y, score=scorer(metric), folds=folds, seed=seed,
                         deadline=started + budget_s)
-    best = result.ranked_learners()[0]
-    return AutoMLResult(members=blend.members, search=result, blend=blend, cv_score=result.best_score[best],
+    ranked = result.ranked_learners()
+    # A budget of a few seconds on busy cores (a quick first model) can end the search before its first trial: the
+    # portfolio's blend is the model then, and its out-of-fold score the CV score.
+    cv_score = (result.best_score[ranked[0]] if ranked else blend.oof_score if np.isfinite(blend.oof_score)
+                else max(blend.candidate_scores.values(), default=float("nan")))
+    return AutoMLResult(members=blend.members, search=result, blend=blend, cv_score=cv_score,
                         search_s=blend_started - search_started, blend_s=time.monotonic() - blend_started,
                         features=features)

@@ -84,7 +84,8 @@ class TrainingPipeline:
         started = time.monotonic()
         dataset = request.dataset
         with self.tracker.run("training-pipeline", tags={"bankops.kind": "pipeline", "bankops.dataset": dataset.ref,
-                                                          "bankops.reason": request.reason}) as run_id:
+                                                          "bankops.reason": request.reason,
+                                                          **({"bankops.provisional": "true"} if request.provisional else {})}) as run_id:
             self.tracker.log_params({"dataset": dataset.ref, "dataset_hash": dataset.content_hash,
                                      "budget_s": request.budget_s, "primary_metric": request.metric,
                                      "exclude_columns": ",".join(request.exclude_columns) or "-", "cv_folds": request.folds,
@@ -92,7 +93,7 @@ class TrainingPipeline:
             frame, warnings = self._validate(dataset, request)
             train, holdout = self._split(frame, dataset)
             model, cv_score, n_trials, dropped = self._automl(train, request, started)
-            metrics = self._evaluate(model, holdout, request.seed)
+            metrics = self._evaluate(model, holdout, request.seed, pictures=not request.provisional)
             version = self._register(model, holdout, metrics, run_id, dataset, request, cv_score)
             self.tracker.log_metrics({f"holdout_{k}": metrics[k] for k in HEADLINE} | {"cv_score": cv_score})
             self.tracker.set_tags({"bankops.model_version": version.version, "bankops.ensemble": model.describe()})
@@ -152,9 +153,10 @@ class TrainingPipeline:
                                 on_search_done=on_search_done)
             dropped = result.features.dropped
             model = result.model(encoder)
-            best_learner = result.search.ranked_learners()[0]
+            ranked = result.search.ranked_learners()  # empty when no search trial finished in a tiny budget
+            best_learner = LEARNER_NAMES[ranked[0]] if ranked else "none (portfolio blend only)"
             cv_score = result.cv_score
-            self.tracker.log_params({"best_learner": LEARNER_NAMES[best_learner], "ensemble": model.describe(),
+            self.tracker.log_params({"best_learner": best_learner, "ensemble": model.describe(),
                                      "trials": len(result.trials), "features": ",".join(model.encoder.columns),
                                      # columns whose shuffling did not lower the probe's out-of-fold score
                                      "features_dropped": ",".join(dropped) or "none",
@@ -168,15 +170,19 @@ class TrainingPipeline:
         self.tracker.set_tags({"bankops.features_dropped": ",".join(dropped)})
         return model, cv_score, len(result.trials), dropped
 
-    def _evaluate(self, model: BankMarketingModel, holdout: pd.DataFrame, seed: int) -> dict[str, float]:
-        from shared.training import plots  # matplotlib: a local training run's dependency, not the function app's
-
+    def _evaluate(self, model: BankMarketingModel, holdout: pd.DataFrame, seed: int, pictures: bool = True) -> dict[str, float]:
+        """Holdout metrics; with `pictures`, the curves and the permutation importance too (a quick provisional
+        model skips them: they cost about as long as its search, and the full model that replaces it has them)."""
         self.progress.step("evaluate")
         y = _target(holdout)
         with self.tracker.run("evaluate"), tempfile.TemporaryDirectory() as tmp:
             p = model.predict_proba(holdout)
             metrics = holdout_metrics(y, p) | predicted_yes_range(p, model.threshold, seed=seed)  # the drift alert's baseline
             self.tracker.log_metrics(metrics)
+            if not pictures:
+                return metrics
+            from shared.training import plots  # matplotlib: a local training run's dependency, not the function app's
+
             out = Path(tmp)
             importance = plots.permutation_importance(holdout, y, model.predict_proba, list(model.encoder.columns), seed=seed)
             for path in (
@@ -201,7 +207,8 @@ class TrainingPipeline:
                 | {k: metrics[k] for k in PREDICTED_YES_KEYS if k in metrics},
                 tags={"dataset": dataset.ref, "dataset_hash": dataset.content_hash, "pipeline_run": pipeline_run,
                       "ensemble": model.describe(), "primary_metric": request.metric,
-                      "exclude_columns": ",".join(request.exclude_columns)},
+                      "exclude_columns": ",".join(request.exclude_columns), "budget_s": f"{request.budget_s:g}",
+                      **({"provisional": "true"} if request.provisional else {})},
                 input_example=example,
             )
             self.tracker.set_tags({"bankops.model_version": version.version})

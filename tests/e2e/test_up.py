@@ -41,15 +41,17 @@ def _free_port() -> int:
 class Host:
     """One `bankops up` process and what it printed."""
 
-    def __init__(self, home: Path, control_port: int, scoring_port: int) -> None:
+    def __init__(self, home: Path, control_port: int, scoring_port: int, *, budget: str = BUDGET,
+                 settings: dict[str, str] | None = None) -> None:
         self.home, self.control_port, self.scoring_port = home, control_port, scoring_port
         env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("BANKOPS_", "MLFLOW_"))}
         # Tolerance 1.0: every challenger passes the gate, so the serve path is what this test sees.
+        # The quick first model's budget (default 5 s) is not shorter than BUDGET: no quick model unless asked for.
         env |= {"BANKOPS_SETTINGS_FILE": str(home.parent / "absent.json"), "BANKOPS_GATE_TOLERANCE": "1.0",
-                "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
+                "COLUMNS": "200", "PYTHONWARNINGS": "ignore"} | (settings or {})
         # Ctrl-C restored first: a test run started in the background by a non-interactive shell
         # (nohup .ci/run &) hands every child an ignored SIGINT, and the host would never stop.
-        command = [sys.executable, "-c", RESTORE_SIGINT + "from shared.cli.main import main; main()", "up", "--budget", BUDGET,
+        command = [sys.executable, "-c", RESTORE_SIGINT + "from shared.cli.main import main; main()", "up", "--budget", budget,
                    "--home", str(home), "--port", str(control_port), "--scoring-port", str(scoring_port)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
                                         start_new_session=True)
@@ -63,12 +65,13 @@ class Host:
             self.output.append(line)
             self.lines.put(line)
 
-    def wait_for(self, text: str, timeout_s: float) -> None:
+    def wait_for(self, text: str, timeout_s: float) -> str:
+        """The first line printed from now on that holds `text`."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                if text in self.lines.get(timeout=0.5):
-                    return
+                if text in (line := self.lines.get(timeout=0.5)):
+                    return line
             except queue.Empty:
                 if self.process.poll() is not None:
                     break
@@ -210,3 +213,30 @@ def test_a_host_killed_mid_training_resumes_and_serves_the_champion_at_once(host
     finally:
         assert restarted.interrupt() == 0
     assert restarted.serving_version() is None  # Ctrl-C stopped the scoring service too
+
+
+def test_a_first_start_serves_a_quick_provisional_model_then_the_full_model_replaces_it(tmp_path: Path) -> None:
+    """BANKOPS_QUICK_BUDGET_S: v1 from a 1 s run is scored first and marked provisional; v2 from the full budget
+    goes through the gate (tolerance 1.0 here: it passes) and replaces it; the console says both moments."""
+    host = Host(tmp_path / "home", _free_port(), _free_port(), budget="8", settings={"BANKOPS_QUICK_BUDGET_S": "1"})
+    try:
+        announced = host.wait_for("first start", timeout_s=120)
+        assert "quick model" in announced
+        first = host.wait_for("first model served", timeout_s=300)
+        assert "v1" in first and "provisional" in first and "holdout AUC 0." in first
+        records = {"data": samples.endpoint_records()}
+        scored = httpx.post(f"http://127.0.0.1:{host.scoring_port}/score", json=records,
+                            headers={"Authorization": f"Bearer {host.scoring_key}"}, timeout=30)
+        assert scored.status_code == 200 and scored.json()["model_version"] == "1"
+        champion = host.api("GET", "status").json()["champion"]
+        assert champion["model_version"] == "1" and champion["provisional"] is True
+        full = host.wait_for("full model", timeout_s=300)
+        assert "full model served" in full and "v2" in full
+        champion = host.api("GET", "status").json()["champion"]
+        assert champion["model_version"] == "2" and champion["provisional"] is False
+        assert host.serving_version() == "2"
+        jobs = [j for j in host.api("GET", "status").json()["recent_jobs"] if j["kind"] == "RequestTraining"]
+        assert [j["outcome"] for j in jobs] == ["trained", "trained"]  # two runs, neither collapsed into the other
+    finally:
+        if host.process.poll() is None:
+            assert host.interrupt() == 0

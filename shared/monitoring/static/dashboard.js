@@ -180,7 +180,7 @@ function renderMeta(d) {
   meta.replaceChildren();
   const item = (label, value) => { const s = el("span", {}, meta, `${label} `); el("b", {}, s, value); };
   item("serving", d.serving_version ? `v${d.serving_version}` : "nothing");
-  item("champion", d.champion ? `v${d.champion}` : "none yet");
+  item("champion", d.champion ? `v${d.champion}${d.champion_provisional ? " (provisional: quick first model)" : ""}` : "none yet");
   item("next retrain", d.next_retrain ? when(d.next_retrain) : "–");
   item("interval", d.bucket_s >= 60 ? `${d.bucket_s / 60} min` : `${d.bucket_s} s`);
 }
@@ -259,6 +259,7 @@ function renderVersions(d) {
     el("td", {}, tr, when(v.created_at));
     const aliases = el("td", {}, tr);
     for (const a of v.aliases) el("span", { class: `pill ${a === "champion" ? "deploy" : ""}` }, aliases, a);
+    if (v.provisional) el("span", { class: "pill queued", title: "a quick first model: the full-budget AutoML replaces it" }, aliases, "provisional");
     el("td", {}, tr, v.dataset || "–");
     el("td", { class: "num" }, tr, metric(v.AUC_weighted));
   }
