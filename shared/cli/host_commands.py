@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from shared.config import Settings
 
 
+MAX_STATUS_BYTES = 4 * 2**20  # a status answer is a few kB: more is not our host
+
+
 def _logging(logs: Path) -> None:
     from shared.logging_setup import OneLineFormatter, quiet_libraries
 
@@ -107,8 +110,11 @@ def status(home: HomeOpt = None,
 
 
 def _ask_running_host(settings: Settings) -> dict[str, Any] | None:
-    """GET /api/status of the host on this home's control port; None when no host answers there."""
-    import httpx
+    """GET /api/status of the host on this home's control port; None when no host answers there.
+
+    The standard library's HTTP client, not httpx: importing httpx costs more than the whole answer of
+    a running host (`make bench-cli`); this is one GET on loopback."""
+    import http.client
 
     from shared.serving.keys import KeyStore
 
@@ -119,12 +125,19 @@ def _ask_running_host(settings: Settings) -> dict[str, Any] | None:
         key = keys.get("function").get_secret_value()
     except BankopsError:  # an unreadable keys file: the home is read directly, which names the problem
         return None
+    connection = http.client.HTTPConnection("127.0.0.1", settings.control_port, timeout=10.0)
     try:
-        response = httpx.get(f"http://127.0.0.1:{settings.control_port}/api/status", timeout=10.0,
-                             headers={"x-functions-key": key})
-    except httpx.TransportError:
+        connection.request("GET", "/api/status", headers={"x-functions-key": key})
+        response = connection.getresponse()
+        body = response.read(MAX_STATUS_BYTES + 1)
+    except (OSError, http.client.HTTPException):  # nothing listens there (refused), or it is not our host
         return None
-    if response.status_code != 200:
+    finally:
+        connection.close()
+    if response.status != 200 or len(body) > MAX_STATUS_BYTES:
         return None
-    found: dict[str, Any] = response.json()
-    return found
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None

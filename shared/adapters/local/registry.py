@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import joblib
 import mlflow
@@ -40,6 +42,53 @@ def _compile_for_batch(model: BankMarketingModel) -> None:
         log.warning("could not start compiling the new version's trees for batch scoring", exc_info=True)
 
 
+T = TypeVar("T")
+
+
+class UnchangedReads:
+    """Registry reads kept while the SQLite store is unchanged, so a status page does not pay MLflow's queries again.
+
+    `PRAGMA data_version` on a read-only connection of its own changes whenever any other connection commits
+    to the file: every MLflow write, from this process or another (`bankops train` beside a running host), so a
+    kept answer is never older than the store. Any other store URI: nothing is kept.
+    """
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.path = tracking_uri.removeprefix("sqlite:///") if tracking_uri.startswith("sqlite:///") else None
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._data_version: int | None = None
+        self._kept: dict[tuple[str, ...], Any] = {}
+
+    def _current(self) -> int | None:
+        """The store's data version now; None when it cannot be read (no file yet)."""
+        try:
+            if self._connection is None:
+                self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            row = self._connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            self._connection = None
+            return None
+        return int(row[0])
+
+    def read(self, key: tuple[str, ...], fetch: Callable[[], T]) -> T:
+        if self.path is None:
+            return fetch()
+        with self._lock:
+            version = self._current()
+            if version != self._data_version:
+                self._kept.clear()
+                self._data_version = version
+            if version is not None and key in self._kept:
+                found: T = self._kept[key]
+                return found
+        value = fetch()  # read after the version: a commit in between only makes the kept answer newer than its version
+        with self._lock:
+            if version is not None and version == self._data_version:
+                self._kept[key] = value
+        return value
+
+
 class MlflowModelRegistry:
     """Versions of one registered model; metrics are kept as `metric.*` tags on each version."""
 
@@ -48,6 +97,7 @@ class MlflowModelRegistry:
         self.name = model_name
         self.client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
         self._cache: dict[str, BankMarketingModel] = {}
+        self._reads = UnchangedReads(tracking_uri)
 
     def _version(self, mv: Any) -> ModelVersion:
         tags = dict(mv.tags or {})
@@ -83,12 +133,15 @@ class MlflowModelRegistry:
         except MlflowException as exc:
             raise NotFound(f"model {self.name!r} has no version {version}; see `bankops models`") from exc
 
-    def list(self) -> list[ModelVersion]:
+    def _list(self) -> list[ModelVersion]:
         try:
             found = self.client.search_model_versions(f"name='{self.name}'")
         except MlflowException:
             return []
         return sorted((self._version(mv) for mv in found), key=lambda v: int(v.version))
+
+    def list(self) -> list[ModelVersion]:
+        return list(self._reads.read(("list",), self._list))
 
     def load(self, version: str) -> BankMarketingModel:
         if version not in self._cache:
@@ -104,6 +157,9 @@ class MlflowModelRegistry:
         self.client.set_registered_model_alias(self.name, alias, str(version))
 
     def alias(self, alias: str) -> ModelVersion | None:
+        return self._reads.read(("alias", alias), lambda: self._alias(alias))
+
+    def _alias(self, alias: str) -> ModelVersion | None:
         try:
             return self._version(self.client.get_model_version_by_alias(self.name, alias))
         except MlflowException:
