@@ -229,9 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
     runs_per_split = 1 + len(peers) + int(args.with_baseline)
     total, done = len(args.seeds) * runs_per_split, 0
+    software: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="train-splits-") as tmp:
         workdir = Path(tmp)
-        for seed in args.seeds:
+        for index, seed in enumerate(args.seeds):
             split = write_split(seed, workdir) if peers else (workdir, workdir)
             jobs: list[tuple[str, Any]] = [("bankops", lambda s=seed: run_bankops(s, args, [], workdir, floor=True))]
             jobs += [(name, lambda s=seed, p=preset, c=split: run_autogluon(s, p, args, c, workdir)) for name, preset in peers.items()]
@@ -243,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                     started = time.monotonic()
                     row = job()
                 row["settle_s"] = round(waited, 1)
+                software.setdefault(name, row.pop("versions", None))
+                row.pop("versions", None)
                 done += 1
                 if name == "bankops":
                     floor = row.pop("floor", None)
@@ -252,24 +255,26 @@ def main(argv: list[str] | None = None) -> int:
                 shown = f"holdout {row['holdout_auc_weighted']:.5f}" if "error" not in row else f"FAILED: {row['error']}"
                 log(f"[{done}/{total}] split {seed:>3} {name:24s} {shown}  {time.monotonic() - started:.0f} s  "
                     f"load before {row.get('load_before', '-')}")
-    summary, differences = summarise(results, args.seeds)
-    software = {name: next((r["versions"] for r in rows if "versions" in r), None) for name, rows in results.items()
-                if name in ("bankops", *peers)}
-    for rows in results.values():
-        for r in rows:
-            r.pop("versions", None)
-    report = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "budget_s": args.budget, "seeds": args.seeds,
-              "pre_call": args.pre_call, "excluded_columns": list(LEAKY) if args.pre_call else [],
-              "systems": {name: LABELS[name] for name in systems}, "summary": summary, "differences": differences,
-              "software": software, "runs": results}
-    table = markdown(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(table, encoding="utf-8")
+            # written after every split, so an interrupted run leaves the splits it finished
+            table = write_report(args, systems, results, software, args.seeds[:index + 1])
     print(table)
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0 if all("error" not in r for rows in results.values() for r in rows) else 1
 
+
+def write_report(args: argparse.Namespace, systems: list[str], results: dict[str, list[dict[str, Any]]],
+                 software: dict[str, Any], seeds: list[int]) -> str:
+    """--out and its markdown table for the splits done so far (`complete` once every split is)."""
+    summary, differences = summarise(results, seeds)
+    report = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "budget_s": args.budget, "seeds": seeds,
+              "complete": seeds == args.seeds, "pre_call": args.pre_call, "excluded_columns": list(LEAKY) if args.pre_call else [],
+              "systems": {name: LABELS[name] for name in systems}, "summary": summary, "differences": differences,
+              "software": {k: v for k, v in software.items() if v is not None}, "runs": results}
+    table = markdown(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    args.out.with_suffix(".md").write_text(table, encoding="utf-8")
+    return table
 
 if __name__ == "__main__":
     raise SystemExit(main())
