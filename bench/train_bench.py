@@ -71,7 +71,7 @@ def load_split(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.nd
 def bench_automl(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray, y_test: np.ndarray,
                  args: argparse.Namespace) -> dict:
     started = time.monotonic()
-    encoder = FeatureEncoder.fit(train, y_train)
+    encoder = FeatureEncoder.fit(train, y_train, exclude=args.exclude)
     x = encoder.transform(train)
     result = run_automl(x, y_train, list(encoder.columns), budget_s=args.budget, started=started, seed=args.seed,
                         learners=tuple(args.learners), search_share=args.search_share, per_learner=args.per_learner,
@@ -109,11 +109,12 @@ def bench_automl(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray, y
     }
 
 
-def bench_floor(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray, y_test: np.ndarray, seed: int) -> dict:
+def bench_floor(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray, y_test: np.ndarray, seed: int,
+                exclude: tuple[str, ...] = ()) -> dict:
     from lightgbm import LGBMClassifier
 
     started = time.monotonic()
-    encoder = FeatureEncoder.fit(train, y_train)
+    encoder = FeatureEncoder.fit(train, y_train, exclude=exclude)
     model = LGBMClassifier(n_estimators=400, learning_rate=0.05, random_state=seed, verbose=-1)
     model.fit(encoder.transform(train), y_train)
     auc = float(roc_auc_score(y_test, model.predict_proba(encoder.transform(test))[:, 1]))
@@ -132,7 +133,11 @@ def table(report: dict) -> str:
     for name, auc, seconds in rows:
         shown = "-" if seconds is None else f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
         lines.append(f"{name:42s} {auc:11.4f} {auc / floor:9.4f} {auc - floor:+8.4f} {shown:>7s}")
-    lines.append(f"target: holdout AUC >= {TARGET_AUC} within {report['budget_s']:.0f} s and peak memory < {MEMORY_LIMIT_MB} MB")
+    if report["settings"].get("pre_call"):
+        lines.append(f"pre-call (no {', '.join(report['settings']['excluded_columns'])}): the quoted rows are with duration; "
+                     f"judge against the peers on the same split (bench/train_splits.py)")
+    else:
+        lines.append(f"target: holdout AUC >= {TARGET_AUC} within {report['budget_s']:.0f} s and peak memory < {MEMORY_LIMIT_MB} MB")
     oof = "n/a" if automl["oof_score_blend"] is None else f"{automl['oof_score_blend']:.4f}"
     lines.append(f"CV: best searched config {automl['cv_score_best_search']:.4f}, blend out-of-fold {oof}; "
                  f"ensemble {automl['ensemble']}; trials {automl['trials']}")
@@ -153,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learners", nargs="+", default=list(LEARNERS))
     parser.add_argument("--keep-all-columns", action="store_true", help="skip the step that leaves out noise columns")
     parser.add_argument("--no-floor", action="store_true", help="skip the LightGBM floor")
+    parser.add_argument("--pre-call", action="store_true",
+                        help="leave out the columns known only after the call (duration), as `bankops train --pre-call`")
     args = parser.parse_args(argv)
+    args.exclude = tuple(schema.LEAKY_FEATURES) if args.pre_call else ()
 
     train, test, y_train, y_test = load_split(args.seed)
     t0 = time.monotonic()
@@ -163,19 +171,22 @@ def main(argv: list[str] | None = None) -> int:
     load_before = [round(v, 2) for v in os.getloadavg()]
     automl = bench_automl(train, test, y_train, y_test, args)
     peak = peak_rss_mb()  # the AutoML's peak, before the floor runs
-    floor = bench_floor(train, test, y_train, y_test, args.seed) if not args.no_floor else {"holdout_auc_weighted": float("nan"),
-                                                                                           "wall_time_s": 0.0}
+    floor = (bench_floor(train, test, y_train, y_test, args.seed, args.exclude) if not args.no_floor
+             else {"holdout_auc_weighted": float("nan"), "wall_time_s": 0.0})
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "split": {"test_size": 0.2, "random_state": args.seed, "stratify": "y", "train_rows": len(train), "test_rows": len(test)},
         "budget_s": args.budget,
         "settings": {"search_share": args.search_share, "per_learner": args.per_learner, "portfolio": not args.no_portfolio,
-                     "drop_noise_columns": not args.keep_all_columns, "learners": args.learners},
+                     "drop_noise_columns": not args.keep_all_columns, "learners": args.learners,
+                     "pre_call": args.pre_call, "excluded_columns": list(args.exclude)},
         "automl": automl,
         "floor_lightgbm": floor,
         "peak_rss_mb": peak,
         "within_budget": automl["wall_time_s"] <= args.budget + 5,
-        "meets_target": automl["holdout_auc_weighted_unrounded"] >= TARGET_AUC and peak["total"] < MEMORY_LIMIT_MB,
+        # the 0.948 target is the with-duration model's; a pre-call run is judged against its peers
+        "meets_target": None if args.pre_call
+        else automl["holdout_auc_weighted_unrounded"] >= TARGET_AUC and peak["total"] < MEMORY_LIMIT_MB,
         "conditions": {"cpus": os.cpu_count(), "import_s": round(import_s, 2), "load_before": load_before,
                        "load_after": [round(v, 2) for v in os.getloadavg()],
                        "openmp": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ},
