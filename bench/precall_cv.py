@@ -151,6 +151,39 @@ def _cat_reg(seed: int) -> Any:
                               verbose=0, allow_writing_files=False)
 
 
+def curve(fs: str, mname: str, train: pd.DataFrame, y: np.ndarray, seed: int, step: int = 50) -> dict[int, float]:
+    """5-fold OOF AUC of model `mname` after every `step` trees: where its tree count should stop."""
+    est = MODELS[mname](seed)
+    top = int(est.get_params().get("n_estimators") or est.get_params()["iterations"])
+    ks = list(range(step, top + 1, step))
+    oof = {k: np.zeros(len(y)) for k in ks}
+    for a, b in StratifiedKFold(5, shuffle=True, random_state=seed).split(train, y):
+        xa, xb = features(fs, train.iloc[a].reset_index(drop=True), y[a], train.iloc[b].reset_index(drop=True), seed)
+        m = MODELS[mname](seed).fit(xa, y[a])
+        kind = type(m).__name__
+        if kind == "CatBoostClassifier":
+            staged = {step * (i + 1): p[:, 1] for i, p in enumerate(m.staged_predict_proba(xb, eval_period=step))}
+        elif kind == "XGBClassifier":
+            staged = {k: m.predict_proba(xb, iteration_range=(0, k))[:, 1] for k in ks}
+        else:
+            staged = {k: m.predict_proba(xb, num_iteration=k)[:, 1] for k in ks}
+        for k in ks:
+            oof[k][b] = staged[k]
+    return {k: float(roc_auc_score(y, oof[k])) for k in ks}
+
+
+def _pre_call(learner: str) -> Callable[[int], Any]:
+    def build(seed: int) -> Any:
+        from shared.training.learners import PRE_CALL_PORTFOLIO, build_native
+
+        return build_native(learner, dict(PRE_CALL_PORTFOLIO)[learner], seed=seed, n_jobs=1)
+    return build
+
+
+for _learner in ("lgbm", "catboost", "xgboost"):  # the shipped pre-call portfolio (shared/training/learners.py)
+    MODELS[f"pc_{_learner}"] = _pre_call(_learner)
+
+
 def evaluate(fs: str, mname: str, train: pd.DataFrame, test: pd.DataFrame, y: np.ndarray, yt: np.ndarray,
              seed: int) -> dict[str, float]:
     oof = np.zeros(len(y))
@@ -170,8 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", nargs="+", default=["base"])
     parser.add_argument("--models", nargs="+", default=["lgbm"])
     parser.add_argument("--out", type=Path, default=None, help="JSON lines of every result, predictions included")
+    parser.add_argument("--curves", action="store_true", help="OOF AUC per 50 trees of each model instead (no holdout)")
     args = parser.parse_args(argv)
     rows = []
+    if args.curves:
+        for seed in args.seeds:
+            train, _, y, _ = split(seed)
+            for fs in args.features:
+                for m in args.models:
+                    c = curve(fs, m, train, y, seed)
+                    best = max(c, key=c.__getitem__)
+                    print(json.dumps({"seed": seed, "features": fs, "model": m, "best_trees": best, "best_oof": round(c[best], 5),
+                                      "curve": {k: round(v, 5) for k, v in c.items()}}), flush=True)
+        return 0
     for seed in args.seeds:
         train, test, y, yt = split(seed)
         for fs in args.features:
