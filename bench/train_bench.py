@@ -134,7 +134,11 @@ def table(report: dict) -> str:
     for name, auc, seconds in rows:
         shown = "-" if seconds is None else f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
         lines.append(f"{name:42s} {auc:11.4f} {auc / floor:9.4f} {auc - floor:+8.4f} {shown:>7s}")
-    lines.append(f"target: holdout AUC >= {TARGET_AUC} within {report['budget_s']:.0f} s and peak memory < {MEMORY_LIMIT_MB} MB")
+    if report["settings"].get("pre_call"):
+        lines.append(f"pre-call (no {', '.join(report['settings']['excluded_columns'])}): the quoted rows are with duration; "
+                     f"judge against the peers on the same split (bench/train_splits.py)")
+    else:
+        lines.append(f"target: holdout AUC >= {TARGET_AUC} within {report['budget_s']:.0f} s and peak memory < {MEMORY_LIMIT_MB} MB")
     oof = "n/a" if automl["oof_score_blend"] is None else f"{automl['oof_score_blend']:.4f}"
     lines.append(f"CV: best searched config {automl['cv_score_best_search']:.4f}, blend out-of-fold {oof}; "
                  f"ensemble {automl['ensemble']}; trials {automl['trials']}")
@@ -177,12 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         "budget_s": args.budget,
         "settings": {"search_share": args.search_share, "per_learner": args.per_learner, "portfolio": not args.no_portfolio,
                      "drop_noise_columns": not args.keep_all_columns, "learners": args.learners,
-                     "excluded_columns": list(args.exclude)},
+                     "pre_call": args.pre_call, "excluded_columns": list(args.exclude)},
         "automl": automl,
         "floor_lightgbm": floor,
         "peak_rss_mb": peak,
         "within_budget": automl["wall_time_s"] <= args.budget + 5,
-        "meets_target": automl["holdout_auc_weighted_unrounded"] >= TARGET_AUC and peak["total"] < MEMORY_LIMIT_MB,
+        # the 0.948 target is the with-duration model's; a pre-call run is judged against its peers
+        "meets_target": None if args.pre_call
+        else automl["holdout_auc_weighted_unrounded"] >= TARGET_AUC and peak["total"] < MEMORY_LIMIT_MB,
         "conditions": {"cpus": os.cpu_count(), "import_s": round(import_s, 2), "load_before": load_before,
                        "load_after": [round(v, 2) for v in os.getloadavg()],
                        "openmp": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from shared.model import BankMarketingModel, Member
 from shared.training.ensemble import Blend, Candidate, build_blend
 from shared.training.evaluate import scorer
 from shared.training.feature_selection import FeatureSelection, select_features
-from shared.training.learners import LEARNERS, PORTFOLIO, SEARCHED
+from shared.training.learners import LEARNERS, PORTFOLIO, SEARCHED, portfolio_for
 from shared.training.search import SearchResult, Trial, run_search
 
 TOP_PER_LEARNER = 2  # searched configs per learner offered to the blend
@@ -46,7 +47,7 @@ class AutoMLResult:
 
 
 def candidates(search: SearchResult, per_learner: int = TOP_PER_LEARNER, portfolio: bool = True,
-               learners: tuple[str, ...] = LEARNERS) -> list[Candidate]:
+               learners: tuple[str, ...] = LEARNERS, fixed: tuple[tuple[str, dict[str, Any]], ...] = PORTFOLIO) -> list[Candidate]:
     """What the blend tries, in order: the best searched config (its time is known, so small
     budgets get the search's winner), the portfolio, the best searched config of the other
     learners, then the runners-up."""
@@ -61,7 +62,7 @@ def candidates(search: SearchResult, per_learner: int = TOP_PER_LEARNER, portfol
         (seconds if trial.learner in seen else firsts).append(
             Candidate(name, trial.learner, trial.config, expected_s=trial.train_time_s or None))
         seen.add(trial.learner)
-    extra = [Candidate(f"{name}-fixed", name, params, native=True) for name, params in PORTFOLIO if portfolio and name in learners]
+    extra = [Candidate(f"{name}-fixed", name, params, native=True) for name, params in fixed if portfolio and name in learners]
     return firsts[:1] + extra + firsts[1:] + seconds
 
 
@@ -100,8 +101,8 @@ def run_automl(
                         seed=seed, learners=searched, on_trial=on_trial)
     on_search_done(result)
     blend_started = time.monotonic()
-    blend = build_blend(candidates(result, per_learner, portfolio, learners), x, y, score=scorer(metric), folds=folds, seed=seed,
-                        deadline=started + budget_s)
+    blend = build_blend(candidates(result, per_learner, portfolio, learners, portfolio_for(columns)), x, y,
+                        score=scorer(metric), folds=folds, seed=seed, deadline=started + budget_s)
     ranked = result.ranked_learners()
     # A budget of a few seconds on busy cores (a quick first model) can end the search before its first trial: the
     # portfolio's blend is the model then, and its out-of-fold score the CV score.
