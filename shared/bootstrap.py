@@ -206,17 +206,23 @@ def bootstrap(settings: Settings | None = None, **azure: Any) -> Backend:
     return Backend(settings)
 
 
-def build_automation(settings: Settings | None = None, backend: Backend | None = None, **extra: Any) -> Automation:
-    """Everything the event handlers need, for the configured backend."""
+# Automation's port fields and the Backend attribute that builds each
+AUTOMATION_PORTS = {"datasets": "datasets", "registry": "registry", "tracker": "tracker", "datastore": "datastore",
+                    "deployer": "deployer", "queue": "work_queue", "trainer": "trainer", "batch_runner": "batch_runner",
+                    "run_lookup": "run_lookup"}
+
+
+def build_automation(settings: Settings | None = None, backend: Backend | None = None, **given: Any) -> Automation:
+    """Everything the event handlers need, for the configured backend.
+
+    `given` hands parts in where the Automation is built, in place of the backend's (a port, e.g. the host's
+    deployer that starts the scoring service) or besides them (`progress`, `on_event`, e.g. the control metrics).
+    """
     from shared.automation.handlers import Automation
+    from shared.monitoring.ranges import MetricRanges
 
     backend = backend or bootstrap(settings)
     s = backend.settings
-    from shared.monitoring.ranges import MetricRanges
-
-    extra.setdefault("trainer", backend.trainer)
-    extra.setdefault("batch_runner", backend.batch_runner)
-    extra.setdefault("run_lookup", backend.run_lookup)
-    return Automation(settings=s, datasets=backend.datasets, registry=backend.registry, tracker=backend.tracker,
-                      datastore=backend.datastore, deployer=backend.deployer, queue=backend.work_queue,
-                      ranges=MetricRanges.from_settings(s), **extra)
+    ports = {name: given.pop(name) if name in given else getattr(backend, attr) for name, attr in AUTOMATION_PORTS.items()}
+    given.setdefault("ranges", MetricRanges.from_settings(s))
+    return Automation(settings=s, **ports, **given)

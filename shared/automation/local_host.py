@@ -18,30 +18,33 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import uvicorn
 
 from shared.adapters.local.tracking import MlflowTracker
 from shared.automation.control_app import create_control_app
-from shared.automation.handlers import Automation, request_training
+from shared.automation.handlers import request_training
 from shared.automation.schedule import RetrainSchedule
 from shared.automation.watcher import IncomingWatcher
 from shared.automation.worker import Worker
+from shared.bootstrap import bootstrap, build_automation
 from shared.config import Settings
-from shared.errors import BackendUnavailable, Conflict
+from shared.errors import BackendUnavailable, ConfigurationError, Conflict
 from shared.monitoring import notify, telemetry
 from shared.monitoring.alerts import AlertEvaluator, AlertRules, registry_baselines
 from shared.monitoring.availability import AvailabilityProbe
 from shared.monitoring.metrics import ControlMetrics
 from shared.monitoring.pipeline_state import observe_pipeline
-from shared.ports import CHAMPION, SmokeResult
+from shared.ports import CHAMPION, Deployer, SmokeResult
 from shared.serving.client import ScoringClient
 from shared.serving.connection_limits import uvicorn_options
-from shared.serving.deployer import LocalDeployer
 from shared.serving.deployment import ServingState
 from shared.serving.keys import KeyStore
 from shared.training.search import Trial
+
+if TYPE_CHECKING:
+    from shared.training.pipeline import TrainingProgress
 
 log = logging.getLogger("bankops.host")
 HOST = "127.0.0.1"
@@ -119,7 +122,7 @@ class ScoringProcess:
 class HostDeployer:
     """The local deployer, plus starting the scoring service on the first deploy."""
 
-    def __init__(self, inner: LocalDeployer, scoring: ScoringProcess) -> None:
+    def __init__(self, inner: Deployer, scoring: ScoringProcess) -> None:
         self.inner, self.scoring = inner, scoring
         self._lock = threading.Lock()  # deploys one at a time, never half-switched
 
@@ -196,22 +199,28 @@ class HostLock:
 
 
 class LocalHost:
-    def __init__(self, auto: Automation, *, control_port: int, scoring_port: int, workers: int = 1) -> None:
-        self.auto = auto
-        s = auto.settings
+    """The local backend's function host; it builds its own Automation, with the parts only a host has handed in:
+    the deployer that starts the scoring service, the control metrics that count every event, the progress log."""
+
+    def __init__(self, settings: Settings, *, control_port: int, scoring_port: int, workers: int = 1,
+                 progress: TrainingProgress | None = None) -> None:
+        s = settings
+        if s.backend != "local":
+            raise ConfigurationError(f"`bankops up` hosts the local backend (BANKOPS_BACKEND is {s.backend!r}); "
+                                     "on Azure the function app is the host: see README, 'Run it on Azure'")
         self.lock = HostLock(s.paths.root)
         self.keys = KeyStore.from_settings(s)
         self.scoring = ScoringProcess(s, scoring_port, workers)
-        assert isinstance(auto.deployer, LocalDeployer)
-        auto.deployer = HostDeployer(auto.deployer, self.scoring)
+        telemetry.configure_telemetry(s.applicationinsights_connection_string, "bankops-control")  # once, at start-up
+        self.metrics = ControlMetrics()
+        backend = bootstrap(s)
+        self.auto = auto = build_automation(backend=backend, deployer=HostDeployer(backend.deployer, self.scoring),
+                                            on_event=self.metrics.on_event, progress=progress)
         self.worker = Worker(auto)
         self.watcher = IncomingWatcher(auto)
         self.batch_watcher = IncomingWatcher(auto, container="batch")
         self.schedule = RetrainSchedule(s.retrain_schedule, s.paths.root / "scheduler.db",
                                         lambda: request_training(auto, "timer"))
-        telemetry.configure_telemetry(s.applicationinsights_connection_string, "bankops-control")  # once, at start-up
-        self.metrics = ControlMetrics()
-        self.metrics.attach(auto)
         self.probe = AvailabilityProbe(lambda: self.scoring.url if self.scoring.came_up else None, s.paths.logs, s.availability_probe_s)
         self.notifier = notify.from_settings(s, dashboard_url=f"http://{HOST}:{control_port}/dashboard")
         self.alerts = AlertEvaluator(AlertRules.from_settings(s), s.paths.logs, registry_baselines(auto.registry),

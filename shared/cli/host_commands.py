@@ -46,12 +46,11 @@ def up(
 ) -> None:
     """Run everything hands-off: train if needed, deploy, serve, and retrain on new data, timer or HTTP."""
     from shared.automation.local_host import LocalHost, LogProgress
-    from shared.bootstrap import build_automation
 
     settings = load_settings(home=home, automl_budget_s=budget, control_port=port, scoring_port=scoring_port)
     _logging(settings.paths.logs)
-    auto = build_automation(settings, progress=LogProgress(settings.automl_budget_s))
-    host = LocalHost(auto, control_port=settings.control_port, scoring_port=settings.scoring_port, workers=workers)
+    host = LocalHost(settings, control_port=settings.control_port, scoring_port=settings.scoring_port, workers=workers,
+                     progress=LogProgress(settings.automl_budget_s))
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         state = host.start()

@@ -91,21 +91,15 @@ class ControlMetrics:
         self.alert_firing = Gauge("bankops_alert_firing", "1 while an alert rule fires, 0 otherwise (at the last check)",
                                   ["rule"], **r)
 
-    def attach(self, auto: Any) -> None:
-        """Count every event of `auto` (an Automation), after whatever its on_event already did."""
-        chained = auto.on_event
-
-        def on_event(kind: str, data: dict[str, Any]) -> None:
-            chained(kind, data)
-            try:
-                self.on_event(kind, data)
-            except Exception:  # counting never fails a handler
-                logging.getLogger("bankops.monitoring").exception("could not count event %s", kind)
-
-        auto.on_event = on_event
-
     def on_event(self, kind: str, data: dict[str, Any]) -> None:
-        """The `Automation.on_event` callback: count each event; never raises into a handler."""
+        """The `Automation.on_event` callback (handed to `build_automation`): count each event; never raises
+        into a handler."""
+        try:
+            self._count(kind, data)
+        except Exception:  # counting never fails a handler
+            logging.getLogger("bankops.monitoring").exception("could not count event %s", kind)
+
+    def _count(self, kind: str, data: dict[str, Any]) -> None:
         outcome = "ok"
         if kind == "pipeline_run":
             outcome = str(data.get("status", "unknown"))

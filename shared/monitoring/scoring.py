@@ -9,25 +9,25 @@ middleware), so an unexpected failure is seen as the 500 the client got, with th
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.monitoring import telemetry
 from shared.monitoring.metrics import CONTENT_TYPE, ScoringMetrics
 from shared.monitoring.request_log import RequestLog, now_iso
+
+if TYPE_CHECKING:
+    from shared.serving.served import ServedModel
 
 log = logging.getLogger("bankops.monitoring")
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 ROUTES = {"/", "/score", "/stats", "/swagger.json", "/docs", "/metrics"}
-KEY_NAMES = ("primary", "secondary")
 
 
 def route_of(path: str) -> str:
@@ -50,33 +50,11 @@ def labels_in(body: bytes) -> tuple[int, int, str | None]:
     return head.count(b'"yes"'), head.count(b'"no"'), version
 
 
-class KeyNamer:
-    """Which scoring key a request presented: primary, secondary, none or invalid (never the key)."""
-
-    def __init__(self, keys: Any) -> None:
-        self.keys = keys  # the service's KeyChecker: its current keys, already refreshed by the route
-
-    def __call__(self, authorization: str | None) -> str:
-        if not authorization:
-            return "none"
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return "invalid"
-        presented = token.strip().encode("utf-8", "replace")
-        current: list[bytes] = list(getattr(self.keys, "_keys", []))
-        names = KEY_NAMES if len(current) == len(KEY_NAMES) else ("scoring",) * len(current)
-        found = "invalid"
-        for name, key in zip(names, current, strict=False):
-            if hmac.compare_digest(presented, key):
-                found = name
-        return found
-
-
 class RequestMonitor:
     """The outermost ASGI layer of a scoring worker."""
 
-    def __init__(self, app: ASGIApp, *, metrics: ScoringMetrics, request_log: RequestLog, key_name: KeyNamer,
-                 version: Callable[[], str | None]) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: ScoringMetrics, request_log: RequestLog,
+                 key_name: Callable[[str | None], str], version: Callable[[], str | None]) -> None:
         self.app, self.metrics, self.request_log, self.key_name, self.version = app, metrics, request_log, key_name, version
         self.pid = os.getpid()
         self._children: dict[tuple[str, str, int], Any] = {}
@@ -165,38 +143,30 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def monitor_scoring(app: Any, slot: Any, keys: Any, logs: Path | None = None) -> None:
-    """Wire monitoring into a scoring app (called once, when the worker builds it, never per request)."""
-    from shared.config import load_settings
+class ScoringMonitor:
+    """Monitoring of one scoring worker, built before the worker's objects and handed to each where it is
+    built: the loader (model load time and version), the stats (unseen categories) and the app (outermost layer)."""
 
-    settings = load_settings()
-    telemetry.configure_telemetry(settings.applicationinsights_connection_string, "bankops-scoring")
-    logs = logs or slot.state.folder.parent / "logs"
-    metrics = ScoringMetrics()
-    stats = slot.stats
-    add = stats.add
+    def __init__(self, logs: Path, metrics: ScoringMetrics | None = None) -> None:
+        self.metrics = metrics or ScoringMetrics()
+        self.request_log = RequestLog(logs)
 
-    def counted(records: int, unseen: Any) -> None:  # the unseen categories the model reports, per field
-        add(records, unseen)
+    def count(self, records: int, unseen: Mapping[str, int] | None) -> None:
+        """`WorkerStats.on_add`: the unseen categories the model reports, per field."""
         for name, n in (unseen or {}).items():
-            metrics.unseen.labels(name).inc(n)
+            self.metrics.unseen.labels(name).inc(n)
 
-    stats.add = counted
-    loader = slot.loader
+    def timed(self, loader: Callable[[str], ServedModel]) -> Callable[[str], ServedModel]:
+        """`loader`, reporting each loaded version and how long it took to load, compile and warm."""
 
-    def timed(version: str) -> Any:
-        started = time.perf_counter()
-        served = loader(version)
-        metrics.served(str(served.version), time.perf_counter() - started)
-        return served
+        def load(version: str) -> ServedModel:
+            started = time.perf_counter()
+            served = loader(version)
+            self.metrics.served(str(served.version), time.perf_counter() - started)
+            return served
 
-    slot.loader = timed
-    telemetry.instrument_app(app)
-    build = app.build_middleware_stack
-    request_log = RequestLog(logs)
+        return load
 
-    def outermost() -> ASGIApp:
-        return RequestMonitor(build(), metrics=metrics, request_log=request_log, key_name=KeyNamer(keys),
-                              version=lambda: slot.current.version if slot.current is not None else None)
-
-    app.build_middleware_stack = outermost
+    def wrap(self, app: ASGIApp, key_name: Callable[[str | None], str], version: Callable[[], str | None]) -> RequestMonitor:
+        """`app` inside the request monitor (outside its error middleware: a failure is the 500 the client got)."""
+        return RequestMonitor(app, metrics=self.metrics, request_log=self.request_log, key_name=key_name, version=version)

@@ -13,22 +13,25 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp
 
 from shared import schema
-from shared.monitoring.scoring import monitor_scoring
 from shared.serving.contract import WIDTH, ContractError, FieldProblem, Record, parse_records
 from shared.serving.deployment import ServingState
 from shared.serving.json_budget import over_key_budget
 from shared.serving.keys import KeyChecker
 from shared.serving.openapi import ASSETS_URL, openapi_document, swagger_ui_assets, swagger_ui_html
 from shared.serving.watcher import ModelSlot
+
+if TYPE_CHECKING:
+    from shared.monitoring.scoring import ScoringMonitor
 
 log = logging.getLogger("bankops.serving")
 OFFLOAD_RECORDS = 500  # larger batches are scored in a thread so the event loop keeps answering
@@ -95,8 +98,12 @@ def _is_json(content_type: str | None) -> bool:
 
 def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
                on_startup: Callable[[], None] | None = None, on_shutdown: Callable[[], None] | None = None,
-               state: ServingState | None = None) -> FastAPI:
-    """The app for one worker; `slot` holds the model it serves, `keys` checks bearer keys."""
+               state: ServingState | None = None, monitor: ScoringMonitor | None = None) -> ASGIApp:
+    """The app for one worker; `slot` holds the model it serves, `keys` checks bearer keys.
+
+    With `monitor` the app is returned inside it (request log, GET /metrics, OpenTelemetry request spans:
+    see shared/monitoring/scoring.py); the slot's loader and stats get their monitoring hooks where they are built.
+    """
     stats = slot.stats
 
     @asynccontextmanager
@@ -187,5 +194,9 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
         return HTMLResponse(swagger_ui_html("/swagger.json"))
 
     app.mount(ASSETS_URL, StaticFiles(directory=swagger_ui_assets()), name="swagger-ui")
-    monitor_scoring(app, slot, keys)  # request log, GET /metrics, OpenTelemetry: see shared/monitoring/scoring.py
-    return app
+    if monitor is None:
+        return app
+    from shared.monitoring import telemetry
+
+    telemetry.instrument_app(app)  # a no-op unless Azure Monitor is configured
+    return monitor.wrap(app, keys.key_name, version=lambda: slot.current.version if slot.current is not None else None)

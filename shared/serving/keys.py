@@ -138,14 +138,14 @@ class KeyStore:
     def get(self, name: str) -> SecretStr:
         return next(k.value for k in self.entries() if k.name == name)
 
-    def scoring_keys(self) -> list[bytes]:
-        """The values a scoring request may present, as bytes for compare_digest."""
+    def scoring_keys(self) -> list[tuple[str, bytes]]:
+        """(name, value) of each key a scoring request may present, values as bytes for compare_digest."""
         stored = self._read()
         values = []
         for name in SCORING_KEYS:
             value = self.overrides[name].get_secret_value() if name in self.overrides else stored.get(name)
             if value:
-                values.append(value.encode())
+                values.append((name, value.encode()))
         return values
 
 
@@ -155,7 +155,7 @@ class KeyChecker:
     def __init__(self, store: KeyStore) -> None:
         self.store = store
         self._stamp: tuple[int, int, int] | None = None
-        self._keys: list[bytes] = []
+        self._keys: list[tuple[str, bytes]] = []
 
     def _refresh(self) -> None:
         try:
@@ -170,16 +170,34 @@ class KeyChecker:
             except CorruptState as exc:  # keep the keys in force: a broken file must not lock every client out
                 log.error("%s; the service keeps the keys it had", exc)
 
-    def check(self, authorization: str | None) -> bool:
-        """True when the header is `Bearer <a current scoring key>`."""
+    @staticmethod
+    def _token(authorization: str | None) -> bytes | None:
         if not authorization:
-            return False
+            return None
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
+            return None
+        return token.strip().encode("utf-8", "replace")
+
+    def _matching(self, presented: bytes) -> str | None:
+        found = None
+        for name, key in self._keys:
+            if hmac.compare_digest(presented, key):  # no early exit: same work for every key
+                found = name
+        return found
+
+    def check(self, authorization: str | None) -> bool:
+        """True when the header is `Bearer <a current scoring key>`."""
+        presented = self._token(authorization)
+        if presented is None:
             return False
         self._refresh()
-        presented = token.strip().encode("utf-8", "replace")
-        ok = False
-        for key in self._keys:
-            ok |= hmac.compare_digest(presented, key)  # no early exit: same work for every key
-        return ok
+        return self._matching(presented) is not None
+
+    def key_name(self, authorization: str | None) -> str:
+        """Which key the header presents, for the request log: "primary", "secondary", "none" (no header) or
+        "invalid"; never the key. Judged on the keys the last `check` read (the routes check first)."""
+        if not authorization:
+            return "none"
+        presented = self._token(authorization)
+        return (self._matching(presented) if presented is not None else None) or "invalid"

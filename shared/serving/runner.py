@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from shared.bootstrap import bootstrap
 from shared.config import Settings, load_settings
@@ -50,8 +50,12 @@ def _logging() -> None:
         logger.setLevel(logging.INFO)
 
 
-def build_app(settings: Settings) -> FastAPI:
-    """The app of one worker, wired to the registry and the files under `$BANKOPS_HOME`."""
+def build_app(settings: Settings) -> ASGIApp:
+    """The app of one worker, wired to the registry and the files under `$BANKOPS_HOME`; its monitoring
+    (request log, metrics, telemetry) is handed to the loader, the stats and the app as each is built."""
+    from shared.monitoring import telemetry
+    from shared.monitoring.scoring import ScoringMonitor
+
     registry = bootstrap(settings).registry
     state = ServingState(settings.paths.serving)
 
@@ -59,14 +63,16 @@ def build_app(settings: Settings) -> FastAPI:
         # a registry of its own per load: the registry caches what it loads, a worker keeps only what it serves
         return load_served(bootstrap(settings).registry, version)
 
-    slot = ModelSlot(state, load, WorkerStats())
+    telemetry.configure_telemetry(settings.applicationinsights_connection_string, "bankops-scoring")
+    monitor = ScoringMonitor(settings.paths.logs)
+    slot = ModelSlot(state, monitor.timed(load), WorkerStats(on_add=monitor.count))
     keys = KeyChecker(KeyStore.from_settings(settings))
     config = ServiceConfig(max_records=settings.scoring_max_records, max_body_bytes=settings.scoring_max_body_bytes)
     return create_app(slot, keys, config, state=state, on_startup=lambda: slot.start(lambda: default_version(registry)),
-                      on_shutdown=slot.stop)
+                      on_shutdown=slot.stop, monitor=monitor)
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> ASGIApp:
     """uvicorn's factory in every worker process."""
     _logging()
     return build_app(load_settings())

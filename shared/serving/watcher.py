@@ -23,18 +23,24 @@ log = logging.getLogger("bankops.serving")
 
 
 class WorkerStats:
-    """Requests, records and unseen categories scored by this worker (the event loop writes them)."""
+    """Requests, records and unseen categories scored by this worker (the event loop writes them).
 
-    def __init__(self) -> None:
+    `on_add` sees each scored request too (monitoring counts its unseen categories in Prometheus).
+    """
+
+    def __init__(self, on_add: Callable[[int, Mapping[str, int]], None] | None = None) -> None:
         self.requests = 0
         self.records = 0
         self.unseen: Counter[str] = Counter()
+        self.on_add = on_add
 
     def add(self, records: int, unseen: Mapping[str, int]) -> None:
         self.requests += 1
         self.records += records
         if unseen:
             self.unseen.update(unseen)
+        if self.on_add is not None:
+            self.on_add(records, unseen)
 
     def snapshot(self) -> tuple[int, int, dict[str, int]]:
         return self.requests, self.records, dict(self.unseen)

@@ -17,7 +17,6 @@ import orjson
 import pytest
 
 from shared.automation.local_host import LocalHost
-from shared.bootstrap import build_automation
 from shared.config import load_settings
 from shared.serving.contract import EXAMPLE_RECORDS
 from tests.integration.scoring_fixtures import Service, free_port, start_service, trained_home
@@ -42,7 +41,7 @@ def control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("control-home")
     settings = load_settings(home=home, http_header_timeout_s=HEADER_TIMEOUT_S, http_max_connections=MAX_CONNECTIONS)
     port = free_port()
-    host = LocalHost(build_automation(settings), control_port=port, scoring_port=free_port())
+    host = LocalHost(settings, control_port=port, scoring_port=free_port())
     host.control_thread.start()  # only the control plane: no training, no scoring child
     deadline = time.monotonic() + 30
     while not host.control.started and time.monotonic() < deadline:

@@ -3,7 +3,6 @@ and the availability that `bankops status` shows."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,10 +27,15 @@ NEXT = datetime(2030, 1, 2, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def auto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Automation]:
+def metrics() -> ControlMetrics:
+    return ControlMetrics()
+
+
+@pytest.fixture
+def auto(tmp_path_factory: pytest.TempPathFactory, metrics: ControlMetrics) -> Iterator[Automation]:
     home = tmp_path_factory.mktemp("control-monitoring") / "home"
     shutil.copytree(trained_home(), home, ignore=shutil.ignore_patterns("serving", "keys", "logs", "*.log"))
-    yield dataclasses.replace(build_automation(load_settings(home=home)), deployer=FakeDeployer())
+    yield build_automation(load_settings(home=home), deployer=FakeDeployer(), on_event=metrics.on_event)
 
 
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -41,9 +45,7 @@ def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
             for family in text_string_to_metric_families(answer.text) for s in family.samples}
 
 
-def test_events_of_the_real_handlers_move_the_control_plane_metrics(auto: Automation) -> None:
-    metrics = ControlMetrics()
-    metrics.attach(auto)
+def test_events_of_the_real_handlers_move_the_control_plane_metrics(auto: Automation, metrics: ControlMetrics) -> None:
     client = TestClient(create_control_app(auto, key_ok=lambda _key: False, next_schedule=NEXT.isoformat, metrics=metrics))
     assert client.post("/api/rollback").status_code == 401  # the /api routes still want the key
 

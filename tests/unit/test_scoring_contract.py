@@ -362,11 +362,16 @@ def test_keys_are_generated_once_private_and_rotate_one_at_a_time(store: KeyStor
     checker = KeyChecker(store)
     assert checker.check(f"Bearer {before['primary']}") and checker.check(f"bearer {before['secondary']}")
     assert not checker.check(f"Bearer {before['function']}") and not checker.check(before["primary"])
+    # the request log's name for what a request presented (never the key itself)
+    assert checker.key_name(f"Bearer {before['primary']}") == "primary" and checker.key_name(f"bearer {before['secondary']}") == "secondary"
+    assert checker.key_name(f"Bearer {before['function']}") == checker.key_name(before["primary"]) == "invalid"
+    assert checker.key_name(None) == checker.key_name("") == "none"
     store.regenerate("primary")
     after = {k.name: k.value.get_secret_value() for k in store.entries()}
     assert after["primary"] != before["primary"] and after["secondary"] == before["secondary"]
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
     assert not checker.check(f"Bearer {before['primary']}") and checker.check(f"Bearer {after['primary']}")
+    assert checker.key_name(f"Bearer {before['primary']}") == "invalid" and checker.key_name(f"Bearer {after['primary']}") == "primary"
 
 
 def test_environment_keys_win_and_cannot_be_regenerated(tmp_path: Path) -> None:
