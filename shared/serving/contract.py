@@ -20,11 +20,13 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from shared import schema
+from shared.serving.json_budget import over_key_budget
 
 INT_BOUND = 2**31 - 1
 FLOAT_BOUND = 1e12
 CATEGORY_MAX_LENGTH = 200
 WIDTH = len(schema.FEATURES)
+ENVELOPE_KEYS = 8  # keys a body may hold besides its records' fields ("data", "input_data", "columns", ...)
 NAME_ECHO = 64  # a field name is echoed at most this long: errors never copy the input
 
 _Integer = Annotated[int, Field(strict=True, ge=-INT_BOUND - 1, le=INT_BOUND)]
@@ -88,8 +90,8 @@ def quick_records(raw: bytes, max_records: int, columns: Sequence[str] = schema.
     (pydantic-core's `validate_json`: no Python objects for the JSON itself, about half the cost of
     decoding then validating). None for anything else: the full path (`parse_records` on orjson's
     decoding) then answers, with its exact errors, so this only ever accepts what that path accepts."""
-    if any(token in raw for token in _PARSERS_DIFFER):
-        return None
+    if any(token in raw for token in _PARSERS_DIFFER) or over_key_budget(raw, max_records * WIDTH + ENVELOPE_KEYS) is not None:
+        return None  # a body of too many keys is refused by the full path before anything is parsed
     try:
         body = _envelope_adapter(model_columns(columns), max_records).validate_json(raw)
     except ValidationError:

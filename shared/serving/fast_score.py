@@ -6,6 +6,8 @@ answers POST /score itself, with the same checks in the same order and the same 
 FastAPI route (`shared/serving/app.py`), and hands every other request to the app. The records are
 parsed and validated from the bytes in one pass (`contract.quick_records`); a body that pass
 refuses goes through the full path (`app.decode_records`), so every error is exactly the route's.
+Bodies over `offload_bytes` take the full path only, in a thread, as the route does: both passes
+hold the GIL, and twice over a large refused body would hold the event loop twice as long.
 Nothing changes for monitoring: the request monitor wraps this handler.
 """
 
@@ -87,8 +89,8 @@ class FastScore:
             raw = await self._body(receive, length)
             current = self.slot.current
             columns = current.columns if current else schema.FEATURES
-            if len(raw) > self.offload_bytes:
-                records = await run_in_threadpool(self._decode, raw, columns)
+            if len(raw) > self.offload_bytes:  # the full path only: a second pass over a large refused body would hold the GIL twice
+                records = await run_in_threadpool(self.decode, raw, self.max_records, columns)
             else:
                 records = self._decode(raw, columns)
         except ContractError as exc:
