@@ -244,6 +244,14 @@ def make_servers(args: argparse.Namespace, workers: int, version: str, name: str
     logs.mkdir(parents=True, exist_ok=True)
     json_headers = {"Content-Type": "application/json"}
     servers: list[Server] = []
+    if args.baseline_tree:  # the same service from another checkout (e.g. main), measured first, beside this one
+        port = args.port + 4
+        servers.append(Server(
+            "bankops_baseline", [str(Path(sys.executable).with_name("bankops")), "serve", "--home", str(args.home),
+                                 "--model-version", version, "--port", str(port), "--workers", str(workers)],
+            {**base, "BANKOPS_PRIMARY_KEY": BENCH_KEY, "PYTHONPATH": str(args.baseline_tree)},
+            f"http://127.0.0.1:{port}/score", f"http://127.0.0.1:{port}/",
+            {**json_headers, "Authorization": f"Bearer {BENCH_KEY}"}, "data", logs / "bankops_baseline.log"))
     for server in args.servers:
         if server == "bankops":
             port = args.port
@@ -360,7 +368,7 @@ def records(n: int) -> list[dict[str, Any]]:
 def ratios(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     ours = results.get("bankops", {})
     out: dict[str, Any] = {}
-    for peer in ("azmlinfsrv", "mlflow"):
+    for peer in ("azmlinfsrv", "mlflow", "bankops_baseline"):
         theirs = results.get(peer, {})
         for scenario, _, _ in SCENARIOS:
             a, b = ours.get(scenario), theirs.get(scenario)
@@ -419,8 +427,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="worker processes of every server: one run of every server per count")
     parser.add_argument("--lock", type=Path, default=None,
                         help="a file to hold flock(2) on while each worker count is measured (a machine shared with other benches)")
+    parser.add_argument("--baseline-tree", type=Path, default=None,
+                        help="also serve the model with the bankops of this checkout (PYTHONPATH), e.g. main, to compare")
     parser.add_argument("--prepare", action="store_true", help="make the model folder and the peers' venvs, measure nothing")
-    parser.add_argument("--port", type=int, default=18501, help="bankops port; azmlinfsrv +1, mlflow +2, azml health +3")
+    parser.add_argument("--port", type=int, default=18501,
+                        help="bankops port; azmlinfsrv +1, mlflow +2, azml health +3, baseline +4")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--peer-threads", type=int, default=None,
                         help="OMP_NUM_THREADS for the peers (default: unset, as deployed; the model's libraries use every core)")
