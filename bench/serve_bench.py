@@ -25,6 +25,8 @@ to --out, and prints a table. The 2 cores may be shared with other work: read th
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -36,6 +38,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +50,7 @@ from bench.versions import versions  # noqa: E402
 
 SERVERS = ("bankops", "azmlinfsrv", "mlflow")
 SCENARIOS = (("one_c1", 1, 1), ("one_c8", 1, 8), ("hundred_c1", 100, 1))  # name, records, concurrency
-TARGETS = {"rps_one_c8_vs_azmlinfsrv": 5.0, "rps_one_c8_vs_mlflow": 10.0, "p99_one_c1_ms": 5.0, "p50_hundred_c1_ms": 10.0}
+TARGETS = {"rps_one_c8_vs_azmlinfsrv": 20.0, "rps_one_c8_vs_mlflow": 10.0, "p99_one_c1_ms": 0.7, "p50_hundred_c1_ms": 5.0}
 QUOTED = {"azmlinfsrv": "130-160 req/s one record c8 (p99 72-92 ms), 120-150 req/s c1", "mlflow": "54-66 req/s",
           "naive FastAPI + pandas": "about 128 req/s"}
 PEER_PACKAGES = {"azmlinfsrv": ["azureml-inference-server-http"], "mlflow": []}  # plus the model's requirements.txt
@@ -88,6 +91,21 @@ function done(summary, latency, requests)
     latency:percentile(95), latency:percentile(99), latency.max, latency.mean))
 end
 '''
+
+
+@contextlib.contextmanager
+def machine_lock(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (None: no lock), so two benches on a shared machine never overlap."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as fh:
+        log(f"waiting for the lock {path}")
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def load() -> list[float]:
@@ -218,7 +236,7 @@ class Server:
         return json.loads(answer) if isinstance(answer, str) else answer
 
 
-def make_servers(args: argparse.Namespace, version: str, name: str, tracking_uri: str, mdir: Path,
+def make_servers(args: argparse.Namespace, workers: int, version: str, name: str, tracking_uri: str, mdir: Path,
                  venvs: dict[str, Path]) -> list[Server]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("BANKOPS_", "AZUREML_", "MLFLOW_", "OMP_"))}
     peer = {**base, "OMP_NUM_THREADS": str(args.peer_threads)} if args.peer_threads else base
@@ -226,12 +244,20 @@ def make_servers(args: argparse.Namespace, version: str, name: str, tracking_uri
     logs.mkdir(parents=True, exist_ok=True)
     json_headers = {"Content-Type": "application/json"}
     servers: list[Server] = []
+    if args.baseline_tree:  # the same service from another checkout (e.g. main), measured first, beside this one
+        port = args.port + 4
+        servers.append(Server(
+            "bankops_baseline", [str(Path(sys.executable).with_name("bankops")), "serve", "--home", str(args.home),
+                                 "--model-version", version, "--port", str(port), "--workers", str(workers)],
+            {**base, "BANKOPS_PRIMARY_KEY": BENCH_KEY, "PYTHONPATH": str(args.baseline_tree)},
+            f"http://127.0.0.1:{port}/score", f"http://127.0.0.1:{port}/",
+            {**json_headers, "Authorization": f"Bearer {BENCH_KEY}"}, "data", logs / "bankops_baseline.log"))
     for server in args.servers:
         if server == "bankops":
             port = args.port
             servers.append(Server(
                 "bankops", [str(Path(sys.executable).with_name("bankops")), "serve", "--home", str(args.home),
-                            "--model-version", version, "--port", str(port), "--workers", str(args.workers)],
+                            "--model-version", version, "--port", str(port), "--workers", str(workers)],
                 {**base, "BANKOPS_PRIMARY_KEY": BENCH_KEY}, f"http://127.0.0.1:{port}/score", f"http://127.0.0.1:{port}/",
                 {**json_headers, "Authorization": f"Bearer {BENCH_KEY}"}, "data", logs / "bankops.log"))
         elif server == "azmlinfsrv":
@@ -242,7 +268,7 @@ def make_servers(args: argparse.Namespace, version: str, name: str, tracking_uri
             servers.append(Server(
                 "azmlinfsrv", [str(venvs["azmlinfsrv"] / "bin" / "azmlinfsrv"), "--entry_script", str(entry),
                                "--model_dir", str(mdir), "--port", str(port), "--health_port", str(args.port + 3),
-                               "--worker_count", str(args.workers)],
+                               "--worker_count", str(workers)],
                 peer, f"http://127.0.0.1:{port}/score", f"http://127.0.0.1:{port}/", json_headers, "data",
                 logs / "azmlinfsrv.log"))
         elif server == "mlflow":
@@ -251,7 +277,7 @@ def make_servers(args: argparse.Namespace, version: str, name: str, tracking_uri
                    "PATH": f"{venvs['mlflow'] / 'bin'}{os.pathsep}{base.get('PATH', '')}"}
             servers.append(Server(
                 "mlflow", [str(venvs["mlflow"] / "bin" / "mlflow"), "models", "serve", "-m", f"models:/{name}/{version}",
-                           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(args.workers)],
+                           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)],
                 env, f"http://127.0.0.1:{port}/invocations", f"http://127.0.0.1:{port}/ping", json_headers,
                 "dataframe_records", logs / "mlflow.log"))
     return servers
@@ -342,7 +368,7 @@ def records(n: int) -> list[dict[str, Any]]:
 def ratios(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     ours = results.get("bankops", {})
     out: dict[str, Any] = {}
-    for peer in ("azmlinfsrv", "mlflow"):
+    for peer in ("azmlinfsrv", "mlflow", "bankops_baseline"):
         theirs = results.get(peer, {})
         for scenario, _, _ in SCENARIOS:
             a, b = ours.get(scenario), theirs.get(scenario)
@@ -367,7 +393,7 @@ def verdicts(results: dict[str, dict[str, Any]], ratio: dict[str, Any]) -> dict[
     return out
 
 
-def table(report: dict[str, Any]) -> str:
+def table(report: dict[str, Any], c: dict[str, Any]) -> str:
     lines = [f"{'server':11s} {'scenario':22s} {'req/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'errors':>6s}"]
     labels = {"one_c1": "1 record, conc. 1", "one_c8": "1 record, conc. 8", "hundred_c1": "100 records, conc. 1"}
     for server, scenarios in report["results"].items():
@@ -383,9 +409,8 @@ def table(report: dict[str, Any]) -> str:
     lines.append("targets:")
     for key, v in report["targets"].items():
         lines.append(f"  {key:36s} {v['measured']!s:>8s}  target {v['target']:10s} {'met' if v['met'] else 'NOT met'}")
-    c = report["conditions"]
-    lines.append(f"load generator {c['load_generator']}; {c['cpus']} CPUs; workers per server {c['workers']}; "
-                 f"load average at start {c['load_start']}, at end {c['load_end']}")
+    lines.append(f"load generator {c['load_generator']}; {c['cpus']} CPUs; workers per server {report['workers']}; "
+                 f"load average at start {report['load_start']}, at end {report['load_end']}")
     return "\n".join(lines)
 
 
@@ -398,8 +423,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each server's first scenario")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes of every server")
-    parser.add_argument("--port", type=int, default=18501, help="bankops port; azmlinfsrv +1, mlflow +2, azml health +3")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="worker processes of every server: one run of every server per count")
+    parser.add_argument("--lock", type=Path, default=None,
+                        help="a file to hold flock(2) on while each worker count is measured (a machine shared with other benches)")
+    parser.add_argument("--baseline-tree", type=Path, default=None,
+                        help="also serve the model with the bankops of this checkout (PYTHONPATH), e.g. main, to compare")
+    parser.add_argument("--prepare", action="store_true", help="make the model folder and the peers' venvs, measure nothing")
+    parser.add_argument("--port", type=int, default=18501,
+                        help="bankops port; azmlinfsrv +1, mlflow +2, azml health +3, baseline +4")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--peer-threads", type=int, default=None,
                         help="OMP_NUM_THREADS for the peers (default: unset, as deployed; the model's libraries use every core)")
@@ -430,10 +462,47 @@ def main(argv: list[str] | None = None) -> int:
         "python http.client, one process per connection"
 
     payload_records = {1: records(1), 100: records(100)}
+    if args.prepare:
+        log(f"prepared: model folder {mdir}, peer venvs {sorted(venvs)}; nothing measured")
+        return 0
+    runs: dict[str, Any] = {}
+    for workers in args.workers:
+        with machine_lock(args.lock):
+            runs[f"workers_{workers}"] = measure_all(args, workers, version, name, tracking_uri, mdir, venvs, dict(failed),
+                                                     payload_records, use_wrk)
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": {"name": name, "version": version, "home": str(args.home)},
+        "scenarios": {s: {"records": n, "concurrency": c} for s, n, c in SCENARIOS},
+        "runs": runs,
+        "quoted_in_issue": QUOTED,
+        "conditions": {"cpus": os.cpu_count(), "workers": args.workers, "duration_s": args.duration,
+                       "load_generator": client, "peer_omp_num_threads": args.peer_threads,
+                       "load_start": load_start, "load_end": load(),
+                       "platform": platform.platform(),
+                       "note": "servers run one after the other on the same machine, loopback only, every server with "
+                               "the same worker count in each run; the cores may be shared with other work (see the "
+                               "load averages); the load generator runs on the same cores"},
+        "versions": software,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    for key, run in runs.items():
+        print(f"--- {key.replace('_', ' ')}")
+        print(table(run, report["conditions"]))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def measure_all(args: argparse.Namespace, workers: int, version: str, name: str, tracking_uri: str, mdir: Path,
+                venvs: dict[str, Path], failed: dict[str, str], payload_records: dict[int, list[dict[str, Any]]],
+                use_wrk: Any) -> dict[str, Any]:
+    """Every server with `workers` worker processes, one after the other: results, ratios, targets."""
+    load_start = load()
     results: dict[str, dict[str, Any]] = {}
     check: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for server in make_servers(args, version, name, tracking_uri, mdir, venvs):
+        for server in make_servers(args, workers, version, name, tracking_uri, mdir, venvs):
             if server.name in failed:
                 continue
             try:
@@ -447,42 +516,21 @@ def main(argv: list[str] | None = None) -> int:
                     r = _measure(use_wrk, server, body, concurrency, args.duration, Path(tmp))
                     r["load_after"] = load()
                     results[server.name][scenario] = r
-                    log(f"{server.name} {scenario}: {r['rps']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
-                        f"errors {r['errors']}")
+                    log(f"workers {workers} {server.name} {scenario}: {r['rps']} req/s, p50 {r['p50_ms']} ms, "
+                        f"p99 {r['p99_ms']} ms, errors {r['errors']}")
             except (RuntimeError, OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
                 failed[server.name] = f"{type(exc).__name__}: {exc}"
                 results.pop(server.name, None)
                 log(f"{server.name} failed: {exc}")
             finally:
                 server.stop()
-
     reference = check.get("bankops")
     agreement = {peer: round(max(abs(a - b) for a, b in zip(reference, probs, strict=True)), 9)
                  for peer, probs in check.items() if reference and peer != "bankops"}
     ratio = ratios(results)
-    report = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": {"name": name, "version": version, "home": str(args.home)},
-        "scenarios": {s: {"records": n, "concurrency": c} for s, n, c in SCENARIOS},
-        "results": results,
-        "failed_servers": failed,
-        "ratios": ratio,
-        "targets": verdicts(results, ratio),
-        "max_abs_probability_difference_vs_bankops_100_records": agreement,
-        "quoted_in_issue": QUOTED,
-        "conditions": {"cpus": os.cpu_count(), "workers": args.workers, "duration_s": args.duration,
-                       "load_generator": client, "peer_omp_num_threads": args.peer_threads,
-                       "load_start": load_start, "load_end": load(),
-                       "platform": platform.platform(),
-                       "note": "servers run one after the other on the same machine, loopback only; the cores may be "
-                               "shared with other work (see the load averages); the load generator runs on the same cores"},
-        "versions": software,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(table(report))
-    print(f"wrote {args.out}")
-    return 0
+    return {"workers": workers, "results": results, "failed_servers": failed, "ratios": ratio,
+            "targets": verdicts(results, ratio), "max_abs_probability_difference_vs_bankops_100_records": agreement,
+            "load_start": load_start, "load_end": load()}
 
 
 def _measure(use_wrk: Any, server: Server, body: bytes, concurrency: int, duration: float, workdir: Path) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class RequestMonitor:
         self.pid = os.getpid()
         self._children: dict[tuple[str, str, int], Any] = {}
         self._latency: dict[str, Any] = {}
+        self._predictions: dict[str, Any] = {}  # the label children, looked up once (a series appears on its first count)
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
         if scope["type"] != "http":
@@ -113,10 +114,12 @@ class RequestMonitor:
                 yes, no, version = labels_in(body)
                 records = yes + no
                 self.metrics.records.inc(records)
-                if yes:
-                    self.metrics.predictions.labels("yes").inc(yes)
-                if no:
-                    self.metrics.predictions.labels("no").inc(no)
+                for label, n in (("yes", yes), ("no", no)):
+                    if n:
+                        child = self._predictions.get(label)
+                        if child is None:
+                            child = self._predictions[label] = self.metrics.predictions.labels(label)
+                        child.inc(n)
             entry: dict[str, Any] = {"timestamp": now_iso(), "request_id": request_id or uuid.uuid4().hex, "method": method,
                                      "route": route, "status": status, "latency_ms": round(elapsed * 1000, 3),
                                      "model_version": version or self.version(), "records": records, "worker": self.pid}

@@ -4,6 +4,8 @@ The hot path reads the body once, decodes it with orjson, validates it with pyda
 records straight into a numpy matrix and answers with orjson: no pandas per request. Auth comes
 first (one `stat` for key rotation, constant-time compare), then content type and size, then
 the records. Anything unexpected is a 500 with a request id; the traceback stays in the log.
+POST /score itself is answered in front of FastAPI by `fast_score.FastScore`, with these same
+steps and answers (the route below serves it when Azure Monitor instruments the app).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp
 
 from shared import schema
-from shared.serving.contract import WIDTH, ContractError, FieldProblem, Record, parse_records
+from shared.serving.contract import ENVELOPE_KEYS, WIDTH, ContractError, FieldProblem, Record, parse_records
 from shared.serving.deployment import ServingState
+from shared.serving.fast_score import FastScore
 from shared.serving.json_budget import over_key_budget
 from shared.serving.keys import KeyChecker
 from shared.serving.openapi import ASSETS_URL, openapi_document, swagger_ui_assets, swagger_ui_html
@@ -36,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bankops.serving")
 OFFLOAD_RECORDS = 500  # larger batches are scored in a thread so the event loop keeps answering
 OFFLOAD_BYTES = 64 * 1024  # larger bodies are decoded and validated in a thread, for the same reason
-ENVELOPE_KEYS = 8  # keys a body may hold besides its records' fields ("data", "input_data", "columns", ...)
 JSON = "application/json"
 
 
@@ -194,9 +196,14 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
         return HTMLResponse(swagger_ui_html("/swagger.json"))
 
     app.mount(ASSETS_URL, StaticFiles(directory=swagger_ui_assets()), name="swagger-ui")
-    if monitor is None:
-        return app
     from shared.monitoring import telemetry
 
+    front: ASGIApp = app
+    if not telemetry.azure_enabled():  # with Azure Monitor, /score goes through the instrumented app (its request spans)
+        # POST /score answered without FastAPI's routing and middleware (same checks and answers): see fast_score.py
+        front = FastScore(app, slot, keys, max_records=config.max_records, max_body_bytes=config.max_body_bytes,
+                          offload_bytes=OFFLOAD_BYTES, offload_records=OFFLOAD_RECORDS, decode=decode_records)
+    if monitor is None:
+        return front
     telemetry.instrument_app(app)  # a no-op unless Azure Monitor is configured
-    return monitor.wrap(app, keys.key_name, version=lambda: slot.current.version if slot.current is not None else None)
+    return monitor.wrap(front, keys.key_name, version=lambda: slot.current.version if slot.current is not None else None)

@@ -57,11 +57,14 @@ def _lightgbm_single_row(booster: Any) -> Callable[[np.ndarray], float]:
     out = np.zeros(1, dtype=np.float64)
     out_ptr = out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
     out_len = ctypes.c_int64()
+    out_len_ref = ctypes.byref(out_len)
+    row_in = np.zeros(booster.num_feature(), dtype=np.float64)  # the row is copied here: its pointer is made once
+    row_ptr = row_in.ctypes.data_as(ctypes.c_void_p)
+    predict = _LIB.LGBM_BoosterPredictForMatSingleRowFast
 
     def one(row: np.ndarray) -> float:
-        row = np.ascontiguousarray(row, dtype=np.float64)
-        _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(config, row.ctypes.data_as(ctypes.c_void_p), ctypes.byref(out_len),
-                                                               out_ptr))
+        row_in[:] = row
+        _safe_call(predict(config, row_ptr, out_len_ref, out_ptr))
         return float(out[0])
 
     return one
@@ -324,6 +327,11 @@ class CompiledModel:
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         total = sum(w for w, _ in self.calls)
+        if len(x) == 1:  # one row: the same sums in Python floats, without numpy temporaries per member
+            acc = 0.0
+            for weight, call in self.calls:
+                acc += float(weight * call(x)[0])  # the product in the member's dtype, as the array path computes it
+            return np.array([acc / total])
         p = np.zeros(len(x), dtype=np.float64)
         for weight, call in self.calls:
             p += weight * call(x)

@@ -30,14 +30,14 @@ from shared.errors import BankopsError, Conflict
 from shared.features import FeatureEncoder
 from shared.model import BankMarketingModel, Member
 from shared.resources import shipped_data
-from shared.serving.app import ServiceConfig, create_app
+from shared.serving.app import ServiceConfig, create_app, decode_records
 from shared.serving.bench import check_loopback
-from shared.serving.contract import EXAMPLE_RECORDS, ContractError, parse_records
+from shared.serving.contract import EXAMPLE_RECORDS, ContractError, parse_records, quick_records
 from shared.serving.deployer import LocalDeployer
 from shared.serving.deployment import ServerInfo, ServingState, WorkerReport
 from shared.serving.keys import KeyChecker, KeyStore
 from shared.serving.predictor import compile_model
-from shared.serving.served import ColumnEncoder, load_served, verification_records
+from shared.serving.served import ColumnEncoder, RowEncoder, load_served, verification_records
 from shared.serving.watcher import ModelSlot, WorkerStats
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -147,6 +147,9 @@ def test_column_encoder_equals_the_model_encoder() -> None:
     assert fast.flags["C_CONTIGUOUS"] and fast.dtype == np.float64
     np.testing.assert_array_equal(fast, encoder.transform_records(records))
     assert np.isnan(fast).any()  # unseen categories are in the sample
+    by_row = RowEncoder(encoder)
+    for i in range(len(records)):  # the encoder of one and two records
+        np.testing.assert_array_equal(by_row(records[i:i + 2]), encoder.transform_records(records[i:i + 2]))
 
 
 def test_served_model_labels_and_counts_unseen_categories() -> None:
@@ -184,6 +187,55 @@ def test_parse_records_rejects_with_record_and_field(body: Any, status: int, pro
         parse_records(body, max_records=10)
     assert caught.value.status == status
     assert [(p.record, p.field) for p in caught.value.problems] == problems
+
+
+_RECORD = json.dumps(EXAMPLE_RECORDS[0])
+WITHOUT_MARITAL = tuple(c for c in schema.FEATURES if c != "marital")  # a model that left `marital` out as noise
+
+
+@pytest.mark.parametrize("text", [
+    f'{{"data": [{_RECORD}]}}',
+    '{{"data": [{}, {}]}}'.format(_RECORD, _RECORD.replace('"age": 43', '"age": 44')),
+    '{{"data": [{}]}}'.format(_RECORD.replace('"marital": "single"', '"marital": NaN')),  # NaN in a field the model ignores
+    '{{"data": [{}]}}'.format(_RECORD.replace('"marital": "single"', '"marital": Infinity')),
+    '{{"data": [{}]}}'.format(_RECORD.replace('"marital": "single"', '"marital": [[[[1]]]]')),
+    '{{"data": [{}]}}'.format(_RECORD.replace('"age": 43', '"age": 43, "age": "x"')),  # duplicate keys: the last one counts
+    '{{"data": [{}]}}'.format(_RECORD.replace('"age": 43', '"age": "x", "age": 43')),
+    f'{{"data": "x", "data": [{_RECORD}]}}',
+    f'{{"data": [{_RECORD}], "data": []}}',
+    '{{"data": [{}]}}'.format(_RECORD.replace('"blue-collar"', '"\\ud800"')),  # a lone surrogate
+    '{{"data": [{}]}}'.format(_RECORD.replace('"blue-collar"', '"\\ud83d\\ude00"')),
+    '{{"data": [{}]}}'.format(_RECORD.replace('"age": 43', '"age": 4.3e1')),
+    '{{"data": [{}]}}'.format(_RECORD.replace('1.4', '1e400')),
+    '{{"data": [{}]}}'.format(_RECORD.replace('1.4', '1')),
+    f'{{"data": [{_RECORD}]}} x',
+    f'{{"data": [{_RECORD}]}}\n ',
+    f'{{"data": [{_RECORD}]',
+    f'{{"data": [{_RECORD}], "extra": 1}}',
+    '{"data": []}',
+    '{{"data": [{}]}}'.format(", ".join([_RECORD] * 11)),
+    '{"input_data": {"columns": ["age"], "data": [[43]]}}',
+    f'[{_RECORD}]',
+])
+@pytest.mark.parametrize("columns", [schema.FEATURES, WITHOUT_MARITAL])
+def test_the_one_pass_parse_accepts_only_what_the_full_path_accepts(text: str, columns: tuple[str, ...]) -> None:
+    """The service tries `quick_records` first and falls back to the full path: it must never accept a
+    body the full path refuses, nor read an accepted one differently."""
+    raw = text.encode("utf-8", "surrogatepass")
+    quick = quick_records(raw, 10, columns)
+    try:
+        full = decode_records(raw, 10, columns)
+    except ContractError:
+        assert quick is None
+    else:
+        assert quick is None or quick == full
+
+
+@pytest.mark.parametrize("columns", [schema.FEATURES, WITHOUT_MARITAL])
+def test_the_one_pass_parse_reads_plain_bodies_as_the_full_path_does(columns: tuple[str, ...]) -> None:
+    raw = json.dumps({"data": [*EXAMPLE_RECORDS, {**EXAMPLE_RECORDS[0], "job": "astronaut", "euribor3m": 4}]}).encode()
+    quick = quick_records(raw, 10, columns)
+    assert quick is not None and quick == decode_records(raw, 10, columns)
 
 
 def test_parse_records_accepts_ints_for_floats_and_any_column_order() -> None:
