@@ -168,7 +168,7 @@ def test_a_batch_run_is_recorded_once_even_if_its_recorder_is_run_twice(register
     from shared.batch.job import BatchSummary
     from shared.batch.run_records import RECORD_TAG, pending_dir, queue, record_pending
 
-    home = registered.settings.paths.root
+    home = tmp_path  # a pending folder of its own: the home's gets the detached recorders of the other tests
     summary = BatchSummary(rows_read=7, rows_scored=6, rows_rejected=1, rows_written=6, model_version=registered.version,
                            input_sha256="ab" * 32, input_bytes=900, duration_s=0.5)
     file = queue(home, "/data/seven.csv", "/data/seven.predictions.csv", summary)

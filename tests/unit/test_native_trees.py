@@ -174,3 +174,18 @@ def test_members_compile_in_parallel_children_and_a_second_compiler_waits_for_th
     for model, text in zip(models, texts, strict=True):
         native = native_trees.Compilation(text, tmp_path).load()
         np.testing.assert_allclose(native(x), model.predict_proba(x)[:, 1], rtol=0, atol=1e-6)
+
+
+def test_a_member_of_a_handful_of_trees_stays_on_its_library_and_starts_no_compiler(tmp_path) -> None:
+    base = tiny_model()
+    x = base.encoder.transform_records(verification_records())
+    frame_x = np.vstack([x] * 40)
+    y = (base.proba_from_matrix(frame_x) > 0.2).astype(int)
+    small = LGBMClassifier(n_estimators=4, num_leaves=4, verbose=-1, random_state=0).fit(frame_x, y)
+    model = BankMarketingModel(encoder=base.encoder, members=[Member("lgbm", 1.0, small)])
+    compiled = compile_model(model, verification_records(), exact=True, native=True)
+    assert not compiled.start_native()  # nothing worth compiling
+    rows = np.repeat(x, NATIVE_BATCH // 8 + 1, axis=0)
+    np.testing.assert_allclose(compiled.proba(rows), model.proba_from_matrix(rows), rtol=0, atol=1e-9)
+    assert compiled.native_members == [] and not (tmp_path / "cache" / "bankops" / "trees").exists()
+    assert not predictor.start_native_compilation(model)
