@@ -180,8 +180,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
 
     def cell(name: str, seed: int) -> str:
-        row = next(r for r in results[name] if r["seed"] == seed)
-        return "failed" if "error" in row else f"{row['holdout_auc_weighted']:.5f}"
+        row = next((r for r in results[name] if r["seed"] == seed), None)
+        return "not run" if row is None else "failed" if "error" in row else f"{row['holdout_auc_weighted']:.5f}"
 
     for seed in report["seeds"]:
         diffs = [differences.get(f"bankops_minus_{s}", {}).get("per_split", {}).get(seed) for s in peers]
