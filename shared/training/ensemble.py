@@ -169,7 +169,7 @@ def bagged_weights(oof: dict[str, np.ndarray], y: np.ndarray, score: Scorer, *, 
     # 0.75-0.79 beside portfolio configs at 0.80), the bags that miss the strong ones give weight to
     # weak ones, and the sum can score below the best candidate alone; then one greedy pass over all
     # of them, which never scores below it.
-    if score(y, sum(w * oof[n] for n, w in bagged.items())) >= max(score(y, oof[n]) for n in names):
+    if score(y, np.asarray(sum(w * oof[n] for n, w in bagged.items()))) >= max(score(y, oof[n]) for n in names):
         return bagged
     picks = select_weights(oof, y, score, cost=cost, max_cost=max_cost)
     total = sum(picks.values())
