@@ -164,7 +164,16 @@ def bagged_weights(oof: dict[str, np.ndarray], y: np.ndarray, score: Scorer, *, 
     while cost is not None and max_cost is not None and len(kept) > 1 and sum(cost[n] for n in kept) > max_cost:
         kept.pop()
     total = sum(weights[n] for n in kept)
-    return {n: weights[n] / total for n in kept}
+    bagged = {n: weights[n] / total for n in kept}
+    # With one or two strong candidates among weak ones (the pre-call task: searched configs at OOF
+    # 0.75-0.79 beside portfolio configs at 0.80), the bags that miss the strong ones give weight to
+    # weak ones, and the sum can score below the best candidate alone; then one greedy pass over all
+    # of them, which never scores below it.
+    if score(y, np.asarray(sum(w * oof[n] for n, w in bagged.items()))) >= max(score(y, oof[n]) for n in names):
+        return bagged
+    picks = select_weights(oof, y, score, cost=cost, max_cost=max_cost)
+    total = sum(picks.values())
+    return {n: c / total for n, c in sorted(picks.items(), key=lambda kv: -kv[1])}
 
 
 def _expected_s(candidate: Candidate, rows: int, folds: int) -> float | None:

@@ -127,3 +127,14 @@ def test_bagged_selection_spreads_weight_and_keeps_the_cost_cap(y: np.ndarray) -
     capped = bagged_weights(oof, y, scorer("AUC_weighted"), seed=1, cost=cost, max_cost=2000)
     assert len(capped) == 2 and sum(capped.values()) == pytest.approx(1.0), capped
     assert set(capped) <= set(weights)
+
+
+def test_bagged_selection_never_scores_below_its_best_candidate(y: np.ndarray) -> None:
+    """One strong candidate among weak ones (the pre-call case: weak searched configs beside the
+    portfolio): the bags without it must not drag the blend below the strong one alone."""
+    auc = scorer("AUC_weighted")
+    oof = {"strong": _informative(y, 0.25, seed=40)} | {f"weak{i}": _informative(y, 0.9, seed=41 + i) for i in range(5)}
+    weights = bagged_weights(oof, y, auc, seed=3)
+    blended = sum(w * oof[n] for n, w in weights.items())
+    assert auc(y, np.asarray(blended)) >= auc(y, oof["strong"])
+    assert max(weights, key=weights.__getitem__) == "strong"
