@@ -112,8 +112,7 @@ def status(home: HomeOpt = None,
 def _ask_running_host(settings: Settings) -> dict[str, Any] | None:
     """GET /api/status of the host on this home's control port; None when no host answers there.
 
-    The standard library's HTTP client, not httpx: importing httpx costs more than the whole answer of
-    a running host (`make bench-cli`); this is one GET on loopback."""
+    The standard library's HTTP client, not httpx: one GET on loopback needs none of httpx's import."""
     import http.client
 
     from shared.serving.keys import KeyStore
