@@ -28,8 +28,6 @@ measured process runs holding an exclusive lock on FILE (machines shared by seve
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -38,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import machine_lock  # noqa: E402
 from bench.versions import versions  # noqa: E402
 
 TARGET_COLD = 3.0
@@ -93,19 +91,6 @@ def model_version(home: Path, budget: float) -> str:
         version = index.version(None)
     assert version is not None
     return version
-
-
-@contextlib.contextmanager
-def locked(lock: Path | None) -> Iterator[None]:
-    if lock is None:
-        yield
-        return
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def whole_process(command: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -213,7 +198,7 @@ def bench_budget(args: argparse.Namespace, budget: float, data: Path) -> dict[st
     outputs = {k: data.with_name(f"{k}-{budget:g}.predictions.csv") for k in ("naive", "libraries", "cold", "compiled")}
     cache = Path(tempfile.mkdtemp(prefix="bankops-bench-cache-"))
     try:
-        with locked(args.lock):  # the peer and bankops measured on the same machine, no other bench between
+        with machine_lock(args.lock):  # the peer and bankops measured on the same machine, no other bench between
             print(f"[{budget:g}s model v{version}: {describe}] naive path (pandas read_csv, MLflow predict, to_csv)…", flush=True)
             naive = run_naive(settings, version, data, outputs["naive"])
             print(f"  {naive['seconds']:.1f}s {naive['parts_s']}", flush=True)

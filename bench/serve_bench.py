@@ -25,8 +25,6 @@ to --out, and prints a table. The 2 cores may be shared with other work: read th
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -38,7 +36,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import machine_lock, peer_venv  # noqa: E402
 from bench.versions import versions  # noqa: E402
 
 SERVERS = ("bankops", "azmlinfsrv", "mlflow")
@@ -91,21 +89,6 @@ function done(summary, latency, requests)
     latency:percentile(95), latency:percentile(99), latency.max, latency.mean))
 end
 '''
-
-
-@contextlib.contextmanager
-def machine_lock(path: Path | None) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (None: no lock), so two benches on a shared machine never overlap."""
-    if path is None:
-        yield
-        return
-    with open(path, "a") as fh:
-        log(f"waiting for the lock {path}")
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def load() -> list[float]:
@@ -154,20 +137,7 @@ def model_dir(tracking_uri: str, name: str, version: str, cache: Path) -> Path:
 def ensure_venv(name: str, venvs: Path, requirements: Path) -> Path:
     """A virtual environment of its own for a peer server: its package and the model's requirements.txt,
     nothing of this repo (made again when the requirements differ; the stamp holds them)."""
-    venv = venvs / name
-    stamp = venv / ".installed"
-    wanted = requirements.read_text(encoding="utf-8")
-    if stamp.exists() and stamp.read_text(encoding="utf-8") == wanted:
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    log(f"creating {venv} ({', '.join(PEER_PACKAGES[name]) or 'mlflow'} and the model's requirements.txt)")
-    python = shutil.which("python3.11") or sys.executable
-    subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, *PEER_PACKAGES[name], "-r", str(requirements)], check=True)
-    stamp.write_text(wanted, encoding="utf-8")
-    return venv
+    return peer_venv(venvs / name, [*PEER_PACKAGES[name], "-r", str(requirements)], requirements.read_text(encoding="utf-8"), log)
 
 
 def venv_versions(python: Path, packages: tuple[str, ...]) -> dict[str, str]:
@@ -467,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runs: dict[str, Any] = {}
     for workers in args.workers:
-        with machine_lock(args.lock):
+        with machine_lock(args.lock, log):
             runs[f"workers_{workers}"] = measure_all(args, workers, version, name, tracking_uri, mdir, venvs, dict(failed),
                                                      payload_records, use_wrk)
     report = {

@@ -23,22 +23,22 @@ every system starts on equally quiet cores. Writes --out (JSON) and a markdown t
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import mean
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine_lock, peer_venv  # noqa: E402
+
 BASELINE_FLAG = "--keep-all-columns"
 LEAKY = ("duration",)  # shared.schema.LEAKY_FEATURES, named here so the peers need nothing of this repo
 AUTOGLUON_PACKAGES = ("autogluon.tabular[lightgbm,catboost,xgboost,ray]==1.6.3", "pandas<3", "psutil")
@@ -53,35 +53,8 @@ def log(message: str) -> None:
 
 
 def ensure_autogluon_venv(venvs: Path) -> Path:
-    """AutoGluon's own virtual environment (made again when the wanted packages change; the stamp holds them)."""
-    venv = venvs / "autogluon"
-    stamp = venv / ".installed"
-    wanted = "\n".join(AUTOGLUON_PACKAGES) + "\n"
-    if stamp.exists() and stamp.read_text(encoding="utf-8") == wanted:
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    log(f"creating {venv} ({', '.join(AUTOGLUON_PACKAGES)}; a few minutes, once)")
-    python = shutil.which("python3.11") or sys.executable
-    subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, *AUTOGLUON_PACKAGES], check=True)
-    stamp.write_text(wanted, encoding="utf-8")
-    return venv
-
-
-@contextlib.contextmanager
-def held(lock: Path | None) -> Iterator[None]:
-    """The machine-wide bench lock (flock(2), as flock(1) takes it) for one run, when one is given."""
-    if lock is None:
-        yield
-        return
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """AutoGluon's own virtual environment (made again when the wanted packages change)."""
+    return peer_venv(venvs / "autogluon", list(AUTOGLUON_PACKAGES), "\n".join(AUTOGLUON_PACKAGES) + "\n", log)
 
 
 def settle(limit: float) -> float:
@@ -239,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.with_baseline:
                 jobs.append(("bankops_keep_all_columns", lambda s=seed: run_bankops(s, args, [BASELINE_FLAG], workdir, floor=False)))
             for name, job in jobs:
-                with held(args.lock):
+                with machine_lock(args.lock):
                     waited = settle(args.pause)
                     started = time.monotonic()
                     row = job()
