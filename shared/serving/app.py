@@ -25,7 +25,17 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp
 
 from shared import schema
-from shared.serving.contract import ENVELOPE_KEYS, WIDTH, ContractError, FieldProblem, Record, parse_records
+from shared.serving.contract import (
+    ENVELOPE_KEYS,
+    NO_MODEL_MESSAGE,
+    NOT_JSON_MESSAGE,
+    UNAUTHORIZED_MESSAGE,
+    WIDTH,
+    ContractError,
+    FieldProblem,
+    Record,
+    parse_records,
+)
 from shared.serving.deployment import ServingState
 from shared.serving.fast_score import FastScore
 from shared.serving.json_budget import over_key_budget
@@ -137,16 +147,16 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
     async def health() -> Response:
         served = slot.current
         if served is None:
-            return error_response(503, "no model loaded yet")
+            return error_response(503, NO_MODEL_MESSAGE)
         return json_response({"status": "Healthy", "model_version": served.version})
 
     @app.post("/score")
     async def score(request: Request) -> Response:
         if not keys.check(request.headers.get("authorization")):
-            return error_response(401, "missing or wrong key: send Authorization: Bearer <primary or secondary key>",
+            return error_response(401, UNAUTHORIZED_MESSAGE,
                                   headers={"www-authenticate": "Bearer"})
         if not _is_json(request.headers.get("content-type")):
-            return error_response(415, "send the body as application/json")
+            return error_response(415, NOT_JSON_MESSAGE)
         try:
             raw = await _read_body(request, config.max_body_bytes)
             current = slot.current
@@ -159,7 +169,7 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
             return error_response(exc.status, exc.message, exc.problems)
         served = current  # the version the records were checked for, even if a swap lands meanwhile
         if served is None:
-            return error_response(503, "no model loaded yet")
+            return error_response(503, NO_MODEL_MESSAGE)
         if len(records) >= OFFLOAD_RECORDS:
             scored = await run_in_threadpool(served.score, records)
         else:
@@ -170,7 +180,7 @@ def create_app(slot: ModelSlot, keys: KeyChecker, config: ServiceConfig, *,
     @app.get("/stats")
     async def service_stats(request: Request) -> Response:
         if not keys.check(request.headers.get("authorization")):
-            return error_response(401, "missing or wrong key: send Authorization: Bearer <primary or secondary key>",
+            return error_response(401, UNAUTHORIZED_MESSAGE,
                                   headers={"www-authenticate": "Bearer"})
         slot.report()
         reports = state.reports() if state else []

@@ -26,6 +26,10 @@ INT_BOUND = 2**31 - 1
 FLOAT_BOUND = 1e12
 CATEGORY_MAX_LENGTH = 200
 WIDTH = len(schema.FEATURES)
+# The service's answers that name no field, one text for the FastAPI routes and the plain-ASGI /score
+UNAUTHORIZED_MESSAGE = "missing or wrong key: send Authorization: Bearer <primary or secondary key>"
+NOT_JSON_MESSAGE = "send the body as application/json"
+NO_MODEL_MESSAGE = "no model loaded yet"
 ENVELOPE_KEYS = 8  # keys a body may hold besides its records' fields ("data", "input_data", "columns", ...)
 NAME_ECHO = 64  # a field name is echoed at most this long: errors never copy the input
 

@@ -22,7 +22,15 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 
 from shared import schema
-from shared.serving.contract import ContractError, FieldProblem, Record, quick_records
+from shared.serving.contract import (
+    NO_MODEL_MESSAGE,
+    NOT_JSON_MESSAGE,
+    UNAUTHORIZED_MESSAGE,
+    ContractError,
+    FieldProblem,
+    Record,
+    quick_records,
+)
 from shared.serving.keys import KeyChecker
 from shared.serving.watcher import ModelSlot
 
@@ -33,9 +41,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON_TYPE = b"application/json"
-UNAUTHORIZED = orjson.dumps({"message": "missing or wrong key: send Authorization: Bearer <primary or secondary key>"})
-NOT_JSON = orjson.dumps({"message": "send the body as application/json"})
-NO_MODEL = orjson.dumps({"message": "no model loaded yet"})
+UNAUTHORIZED = orjson.dumps({"message": UNAUTHORIZED_MESSAGE})
+NOT_JSON = orjson.dumps({"message": NOT_JSON_MESSAGE})
+NO_MODEL = orjson.dumps({"message": NO_MODEL_MESSAGE})
 
 
 class ClientGone(Exception):
