@@ -43,7 +43,8 @@ class Backend:
         from shared.adapters.local.registry import MlflowModelRegistry
 
         self.tracker  # noqa: B018 - configures the MLflow store before the registry uses it
-        return MlflowModelRegistry(self.settings.paths.tracking_uri, self.settings.model_name)
+        return MlflowModelRegistry(self.settings.paths.tracking_uri, self.settings.model_name,
+                                   native_wait_s=self.settings.native_registration_wait_s)
 
     @cached_property
     def datastore(self) -> Datastore:

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # On an empty home `bankops up` first serves a model trained for this many seconds (0: none), then the full
     # budget's, which replaces it through the gate (shared/automation/first_model.py).
     quick_budget_s: float = Field(5.0, ge=0, validation_alias="BANKOPS_QUICK_BUDGET_S")
+    # How long registering a version waits for its trees' machine code (compiled in a detached child), so the
+    # first batch run and the serving workers find it cached; 0: never wait (the host's retrains). `bankops train`
+    # waits up to 120 s unless told --no-native-wait.
+    native_registration_wait_s: float = Field(0.0, ge=0, validation_alias="BANKOPS_NATIVE_REGISTRATION_WAIT_S")
     primary_metric: str = Field("AUC_weighted", validation_alias="BANKOPS_PRIMARY_METRIC")
     holdout_fraction: float = Field(0.1, gt=0, lt=0.5, validation_alias="BANKOPS_HOLDOUT_FRACTION")
     cv_folds: int = Field(5, ge=2, le=10, validation_alias="BANKOPS_CV_FOLDS")

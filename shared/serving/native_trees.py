@@ -164,13 +164,17 @@ class Compilation:
         """Machine code of either kind is cached."""
         return self.binary.exists() or self.quick_binary.exists()
 
-    def load(self) -> ProbaFn:
-        """P("yes") from the cached machine code (the optimised kind when there), on every core: the
-        shared library linked from it when there is one (loaded by ctypes, without LLVM), else the
-        object code loaded by lleaves."""
+    def linked(self) -> bool:
+        """The optimised machine code is cached as a shared library (loadable by ctypes alone)."""
+        return self.binary.with_suffix(LIBRARY).exists()
+
+    def load(self, threads: int | None = None) -> ProbaFn:
+        """P("yes") from the cached machine code (the optimised kind when there), on `threads` threads
+        (default every core): the shared library linked from it when there is one (loaded by ctypes,
+        without LLVM), else the object code loaded by lleaves."""
         binary = self.binary if self.binary.exists() else self.quick_binary
         os.utime(binary)  # in use: kept by prune
-        threads = os.cpu_count() or 1
+        threads = threads or os.cpu_count() or 1
         if (library := binary.with_suffix(LIBRARY)).exists():
             return _shared_library(library, _features(self.model_file), threads)
         import lleaves

@@ -286,6 +286,12 @@ class CompiledModel:
     model: BankMarketingModel
     calls: list[tuple[float, ProbaFn]] = field(default_factory=list)
     fast_members: list[str] = field(default_factory=list)
+    serving_native: list[str] = field(default_factory=list)  # members a serving worker runs compiled, every batch size
+    serving_pending: list[native_trees.Compilation] = field(default_factory=list)  # ...and those not compiled yet
+
+    def serving_native_ready(self) -> bool:
+        """Every member waiting for its machine code has it now (compiling it again would switch them)."""
+        return bool(self.serving_pending) and all(c.linked() for c in self.serving_pending)
 
     @property
     def native_members(self) -> list[str]:
@@ -343,28 +349,50 @@ class CompiledModel:
         return p / total
 
 
-def start_native_compilation(model: BankMarketingModel) -> bool:
+def start_native_compilation(model: BankMarketingModel) -> subprocess.Popen[bytes] | None:
     """Start compiling a model's LightGBM and XGBoost members to native code in a detached, low-priority
-    child (at registration, so its first batch finds them cached); True: something is compiling.
-    Not verified here: batch scoring checks each against its member when it loads it."""
+    child (at registration, so its first batch finds them cached); the child, or None: nothing to compile.
+    Not verified here: batch scoring and serving check each against its member when they load it."""
     if not native_trees.available():
-        return False
+        return None
     compilations = []
     for member in model.members:
         native = _NATIVE.get(type(member.estimator).__name__)
         if native is not None and (text := native[0](member.estimator)) and text.count("\nTree=") >= NATIVE_MIN_TREES:
             compilations.append(native_trees.Compilation(text, native_cache()))
-    return native_trees.start_compiling(compilations, low_priority=True) is not None
+    return native_trees.start_compiling(compilations, low_priority=True)
+
+
+def _serving_native(member: Any, slow: ProbaFn, x: np.ndarray, compiled: CompiledModel) -> ProbaFn | None:
+    """A LightGBM or XGBoost member's machine code, one thread, for every batch size (a serving worker
+    per core): about 10 us a row against the library's tens to hundreds, checked against its
+    `predict_proba` like every fast call. Only the linked shared library (ctypes, no LLVM in the worker)
+    of the optimised kind; when it is not cached yet, the member is noted as pending and keeps its call."""
+    native = _NATIVE.get(type(member.estimator).__name__)
+    if native is None or (text := native[0](member.estimator)) is None or text.count("\nTree=") < NATIVE_MIN_TREES:
+        return None
+    compilation = native_trees.Compilation(text, native_cache())
+    if not compilation.linked():
+        compiled.serving_pending.append(compilation)
+        return None
+    fn = compilation.load(threads=1)
+    if not _agrees(fn, slow, x, native[1]):
+        log.warning("native trees of %s disagree with predict_proba; serving with the library", member.learner)
+        return None
+    compiled.serving_native.append(member.learner)
+    return fn
 
 
 def compile_model(model: BankMarketingModel, sample: Sequence[Mapping[str, object]], *, exact: bool = False,
-                  native: bool = False) -> CompiledModel:
+                  native: bool = False, serving_native: bool = False) -> CompiledModel:
     """Pick the fastest verified call for each member; `sample` are records to verify on (at
     least SMALL_BATCH of them, so both XGBoost paths are checked). `exact`: the libraries' own sums
     only (no ONNX Runtime), for batch scoring, whose output must equal the MLflow model's.
     `native` (batch scoring): LightGBM and XGBoost members run compiled to native code on large
-    batches, when lleaves is installed (`native_trees`)."""
+    batches, when lleaves is installed (`native_trees`). `serving_native` (a serving worker): those
+    members whose machine code is cached run it for every batch size, on one thread."""
     use_native = native and native_trees.available()
+    use_serving_native = serving_native and not exact and native_trees.available()
     x = model.encoder.transform_records(sample)
     compiled = CompiledModel(model)
     for member in model.members:
@@ -385,6 +413,11 @@ def compile_model(model: BankMarketingModel, sample: Sequence[Mapping[str, objec
                 log.warning("fast path of %s disagrees with predict_proba; using predict_proba", member.learner)
         except Exception:  # a library API that changed: stay on the reference call
             log.warning("fast path of %s unavailable; using predict_proba", member.learner, exc_info=True)
+        if use_serving_native:
+            try:
+                call = _serving_native(member, slow, x, compiled) or call
+            except Exception:  # a cache or loader problem costs speed, never an answer
+                log.warning("native trees of %s unavailable; serving with the library", member.learner, exc_info=True)
         if use_native and type(member.estimator).__name__ in _NATIVE:
             call = _NativeOrLibrary(member.learner, member.estimator, call, slow, x)
         compiled.calls.append((member.weight, call))

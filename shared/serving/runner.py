@@ -51,11 +51,11 @@ def build_app(settings: Settings) -> ASGIApp:
 
     def load(version: str) -> ServedModel:
         # a registry of its own per load: the registry caches what it loads, a worker keeps only what it serves
-        return load_served(bootstrap(settings).registry, version)
+        return load_served(bootstrap(settings).registry, version, native=True)
 
     telemetry.configure_telemetry(settings.applicationinsights_connection_string, "bankops-scoring")
     monitor = ScoringMonitor(settings.paths.logs)
-    slot = ModelSlot(state, monitor.timed(load), WorkerStats(on_add=monitor.count))
+    slot = ModelSlot(state, monitor.timed(load), WorkerStats(on_add=monitor.count), freeze_heap=True)
     keys = KeyChecker(KeyStore.from_settings(settings))
     config = ServiceConfig(max_records=settings.scoring_max_records, max_body_bytes=settings.scoring_max_body_bytes)
     return create_app(slot, keys, config, state=state, on_startup=lambda: slot.start(lambda: chosen_version(registry)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,10 +11,13 @@ import numpy as np
 
 from shared import schema
 from shared.features import FeatureEncoder
+from shared.model import BankMarketingModel
 from shared.ports import ModelRegistry
+from shared.serving import native_trees
 from shared.serving.contract import EXAMPLE_RECORDS
 from shared.serving.predictor import CompiledModel, compile_model
 
+log = logging.getLogger("bankops.serving")
 UNSEEN = "__never_seen_in_training__"
 
 
@@ -102,6 +106,14 @@ class ServedModel:
     threshold: float
     categorical: tuple[tuple[int, str], ...]
     columns: tuple[str, ...] = schema.FEATURES  # the features the model uses: what a record must hold
+    recompile: Callable[[], ServedModel] | None = None  # the same version compiled again (its machine code now cached)
+
+    def upgraded(self) -> ServedModel | None:
+        """This version with the members whose machine code was compiling now running it (None: nothing new).
+        Cheap beside a load: the model stays in memory, only the calls are checked and warmed again."""
+        if self.recompile is None or not self.compiled.serving_native_ready():
+            return None
+        return self.recompile()
 
     def score(self, records: Sequence[Mapping[str, object]]) -> Scored:
         x = self.encode(records)
@@ -116,14 +128,25 @@ class ServedModel:
         return Scored(labels, p.tolist(), unseen)
 
 
-def load_served(registry: ModelRegistry, version: str, warm_rounds: int = 20) -> ServedModel:
-    """Load a registered version, compile it for serving, and warm it on one and on 100 records."""
-    model = registry.load(str(version))
+def load_served(registry: ModelRegistry, version: str, warm_rounds: int = 20, *, native: bool = False) -> ServedModel:
+    """Load a registered version, compile it for serving, and warm it on one and on 100 records.
+    `native`: LightGBM and XGBoost members whose machine code is cached (compiled at registration) run it;
+    the others are compiled in a detached low-priority child and `upgraded()` switches to them later."""
+    return _served(registry.load(str(version)), str(version), warm_rounds, native)
+
+
+def _served(model: BankMarketingModel, version: str, warm_rounds: int, native: bool) -> ServedModel:
     sample = verification_records()
-    compiled = compile_model(model, sample)
+    compiled = compile_model(model, sample, serving_native=native)
+    if compiled.serving_pending:
+        try:
+            native_trees.start_compiling(compiled.serving_pending, low_priority=True)
+        except Exception:  # a cache folder that cannot be written: the libraries serve
+            log.warning("cannot compile native trees for serving", exc_info=True)
     categorical = tuple((j, name) for j, name in enumerate(model.encoder.columns) if name in model.encoder.vocab)
-    served = ServedModel(str(version), _encoder_for(model.encoder, sample), compiled, float(model.threshold), categorical,
-                         tuple(model.encoder.columns))
+    recompile = (lambda: _served(model, version, warm_rounds, native)) if compiled.serving_pending else None
+    served = ServedModel(version, _encoder_for(model.encoder, sample), compiled, float(model.threshold), categorical,
+                         tuple(model.encoder.columns), recompile)
     batch = (sample * 2)[:100]
     for _ in range(warm_rounds):
         served.score(sample[:1])

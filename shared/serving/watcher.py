@@ -9,6 +9,7 @@ serves, and its counters, in `serving/workers/<pid>.json`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -20,6 +21,16 @@ from shared.serving.deployment import ServingState, WorkerReport
 from shared.serving.served import ServedModel
 
 log = logging.getLogger("bankops.serving")
+
+
+def _settle_heap() -> None:
+    """Collect once and freeze what is left (the libraries and the model just loaded) out of the
+    collector's sight: a full collection walks every object the worker holds (milliseconds, with the
+    GIL), and a request that arrives meanwhile waits; frozen objects are never walked again. Called
+    after a load or a swap (the old model's cycles are collected first, so nothing leaks)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class WorkerStats:
@@ -50,8 +61,9 @@ class ModelSlot:
     """The model a worker serves now, kept in step with the deployment file."""
 
     def __init__(self, state: ServingState, loader: Callable[[str], ServedModel], stats: WorkerStats,
-                 *, poll_s: float = 0.1, report_every_s: float = 1.0) -> None:
+                 *, poll_s: float = 0.1, report_every_s: float = 1.0, freeze_heap: bool = False) -> None:
         self.state, self.loader, self.stats = state, loader, stats
+        self.freeze_heap = freeze_heap  # a worker process of its own: settle the heap after each load (`_settle_heap`)
         self.poll_s, self.report_every_s = poll_s, report_every_s
         self.current: ServedModel | None = None
         self.error: str | None = None
@@ -68,6 +80,7 @@ class ModelSlot:
         deployment = self.state.deployment()
         version = deployment.model_version if deployment else fallback_version()
         self.current = self.loader(version)
+        self._settled()
         log.info("worker %d serves model v%s", self.pid, version)
         self.report(force=True)
         self._thread = threading.Thread(target=self._run, name="bankops-model-watcher", daemon=True)
@@ -87,6 +100,7 @@ class ModelSlot:
                 waited += self.poll_s
                 if waited >= self.report_every_s:
                     waited = 0.0
+                    self.upgrade()
                     self.report()
             except Exception:  # keep watching: a bad file or a failed load must not stop the worker
                 log.exception("model watcher of worker %d", self.pid)
@@ -115,9 +129,25 @@ class ModelSlot:
             self.failed_version = deployment.model_version
             log.error("worker %d keeps v%s: %s", self.pid, self.current.version if self.current else "-", self.error)
         else:
-            old, self.current, self.error, self.failed_version = self.current, loaded, None, None
-            log.info("worker %d swapped model v%s -> v%s", self.pid, old.version if old else "-", loaded.version)
+            before = self.current.version if self.current else "-"
+            self.current, self.error, self.failed_version = loaded, None, None
+            self._settled()  # the old model is unreferenced now: collected, not frozen
+            log.info("worker %d swapped model v%s -> v%s", self.pid, before, loaded.version)
         self.report(force=True)
+
+    def _settled(self) -> None:
+        if self.freeze_heap:
+            _settle_heap()
+
+    def upgrade(self) -> None:
+        """Swap to the same version with its members' machine code, once the compiler has cached it."""
+        current = self.current
+        if current is None or (upgraded := current.upgraded()) is None:
+            return
+        self.current = upgraded
+        self._settled()
+        log.info("worker %d serves model v%s with native trees (%s)", self.pid, upgraded.version,
+                 ", ".join(upgraded.compiled.serving_native))
 
     def report(self, force: bool = False) -> None:
         requests, records, unseen = self.stats.snapshot()

@@ -14,8 +14,10 @@ from xgboost import XGBClassifier
 
 from shared.model import BankMarketingModel, Member
 from shared.serving import native_trees, predictor
+from shared.serving.deployment import ServingState
 from shared.serving.predictor import NATIVE_BATCH, compile_model
-from shared.serving.served import verification_records
+from shared.serving.served import load_served, verification_records
+from shared.serving.watcher import ModelSlot, WorkerStats
 from tests.batch_samples import tiny_model
 
 
@@ -188,4 +190,82 @@ def test_a_member_of_a_handful_of_trees_stays_on_its_library_and_starts_no_compi
     rows = np.repeat(x, NATIVE_BATCH // 8 + 1, axis=0)
     np.testing.assert_allclose(compiled.proba(rows), model.proba_from_matrix(rows), rtol=0, atol=1e-9)
     assert compiled.native_members == [] and not (tmp_path / "cache" / "bankops" / "trees").exists()
-    assert not predictor.start_native_compilation(model)
+    assert predictor.start_native_compilation(model) is None
+
+
+class _OneVersion:
+    """A registry of one version (what `load_served` reads of it)."""
+
+    def __init__(self, model: BankMarketingModel) -> None:
+        self.model = model
+
+    def load(self, version: str) -> BankMarketingModel:
+        return self.model
+
+
+def test_a_serving_worker_switches_to_the_machine_code_once_compiled_and_answers_the_same(tmp_path) -> None:
+    """Nothing cached: the worker serves with the libraries and starts a compiler; once the machine code
+    is cached its slot swaps to the same version running it for one record as for a hundred, with the
+    model's answers; a worker started after that runs it from its first request."""
+    model = _blend_with_xgboost()
+    state = ServingState(tmp_path / "serving")
+    state.write_deployment("1", reason="test")
+    slot = ModelSlot(state, lambda v: load_served(_OneVersion(model), v, warm_rounds=1, native=True), WorkerStats(),
+                     poll_s=3600, freeze_heap=True)
+    slot.start(lambda: "1")
+    try:
+        records = verification_records(100, seed=3)
+        expected = model.predict_proba_records(records)
+        first = slot.current
+        assert first is not None and first.compiled.serving_native == []
+        np.testing.assert_allclose(first.score(records).probabilities, expected, rtol=0, atol=1e-6)
+        _wait_for(first.compiled.serving_native_ready)
+        slot.upgrade()
+        served = slot.current
+        assert served is not first and served is not None and served.version == "1"
+        assert sorted(served.compiled.serving_native) == ["lgbm", "xgboost"]
+        for n in (1, 2, 64, 100):
+            np.testing.assert_allclose(served.score(records[:n]).probabilities, expected[:n], rtol=0, atol=1e-6)
+        slot.upgrade()
+        assert slot.current is served  # nothing more to switch
+        again = load_served(_OneVersion(model), "1", warm_rounds=1, native=True)
+        assert sorted(again.compiled.serving_native) == ["lgbm", "xgboost"] and again.upgraded() is None
+    finally:
+        slot.stop()
+
+
+def test_a_serving_worker_keeps_the_library_of_a_member_whose_machine_code_disagrees(monkeypatch, caplog) -> None:
+    model = _blend_with_xgboost()
+    warm = load_served(_OneVersion(model), "1", warm_rounds=1, native=True)
+    _wait_for(warm.compiled.serving_native_ready)
+    monkeypatch.setattr(native_trees.Compilation, "load", lambda self, threads=None: lambda rows: np.full(len(rows), 0.5))
+    served = load_served(_OneVersion(model), "1", warm_rounds=1, native=True)
+    assert served.compiled.serving_native == [] and "disagree" in caplog.text
+    records = verification_records(100, seed=4)
+    np.testing.assert_allclose(served.score(records).probabilities, model.predict_proba_records(records), rtol=0, atol=1e-6)
+
+
+def _register_blend(tmp_path, wait_s: float) -> BankMarketingModel:
+    from shared.adapters.local.registry import MlflowModelRegistry
+    from shared.adapters.local.tracking import MlflowTracker
+    from shared.mlflow_model import example_frame
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "native", tmp_path / "artifacts")
+    registry = MlflowModelRegistry(uri, "m", native_wait_s=wait_s)
+    model = _blend_with_xgboost()
+    with tracker.run("pipeline") as run_id:
+        registry.register(model, run_id=run_id, metrics={}, tags={}, input_example=example_frame(verification_records()[:2]))
+    return model
+
+
+def test_registering_a_version_compiles_its_trees_and_train_waits_for_them(tmp_path, monkeypatch) -> None:
+    """`bankops train` registers with a wait: when it returns, batch scoring and serving find every member's
+    machine code cached and run it from their first call."""
+    monkeypatch.setenv("BANKOPS_NATIVE_AT_REGISTRATION", "1")
+    model = _register_blend(tmp_path, wait_s=120)
+    served = load_served(_OneVersion(model), "1", warm_rounds=1, native=True)
+    assert sorted(served.compiled.serving_native) == ["lgbm", "xgboost"]
+    batch = compile_model(model, verification_records(), exact=True, native=True)
+    assert not batch.start_native()  # nothing left to compile
+    assert sorted(batch.native_members) == ["lgbm", "xgboost"]

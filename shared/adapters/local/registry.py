@@ -28,16 +28,23 @@ log = logging.getLogger("bankops.registry")
 NATIVE_AT_REGISTRATION = "BANKOPS_NATIVE_AT_REGISTRATION"  # "0": do not compile a new version's trees when registered
 
 
-def _compile_for_batch(model: BankMarketingModel) -> None:
+def _compile_for_batch(model: BankMarketingModel, wait_s: float) -> None:
     """Start compiling the new version's trees to native code in the background (seconds of CPU, at low
-    priority, in a detached child), so its first large batch does not wait for them nor run on the
-    libraries. A failure here costs that speed only, never the registration."""
+    priority, in a detached child), so its first large batch and its serving workers do not wait for them
+    nor run on the libraries; wait up to `wait_s` for it (the child goes on past that). A failure here costs
+    that speed only, never the registration."""
     if os.environ.get(NATIVE_AT_REGISTRATION, "1") == "0":
         return
+    import subprocess
+
     from shared.serving.predictor import start_native_compilation
 
     try:
-        start_native_compilation(model)
+        compiler = start_native_compilation(model)
+        if compiler is not None and wait_s > 0:
+            compiler.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        log.info("the new version's trees are still compiling after %.0fs; they go on in the background", wait_s)
     except Exception:
         log.warning("could not start compiling the new version's trees for batch scoring", exc_info=True)
 
@@ -92,9 +99,10 @@ class UnchangedReads:
 class MlflowModelRegistry:
     """Versions of one registered model; metrics are kept as `metric.*` tags on each version."""
 
-    def __init__(self, tracking_uri: str, model_name: str) -> None:
+    def __init__(self, tracking_uri: str, model_name: str, *, native_wait_s: float = 0.0) -> None:
         self.tracking_uri = tracking_uri
         self.name = model_name
+        self.native_wait_s = native_wait_s  # how long register() waits for the new version's machine code
         self.client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
         self._cache: dict[str, BankMarketingModel] = {}
         self._reads = UnchangedReads(tracking_uri)
@@ -119,7 +127,7 @@ class MlflowModelRegistry:
             self.client.set_model_version_tag(self.name, version, f"{METRIC_TAG}{key}", f"{value:.6g}")
         for tag, text in tags.items():
             self.client.set_model_version_tag(self.name, version, tag, text)
-        _compile_for_batch(model)
+        _compile_for_batch(model, self.native_wait_s)
         return self.get(version)
 
     def get(self, version: str | None = None) -> ModelVersion:
