@@ -186,6 +186,7 @@ def test_registering_a_version_compiles_its_trees_in_the_background(registered: 
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """So its first large batch finds them cached and runs natively from the first chunk."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("BANKOPS_NATIVE_AT_REGISTRATION", "1")  # the default; off for the other tests (tests/conftest.py)
     model = tiny_model()
     with registered.backend.tracker.run("training", tags={"bankops.kind": "pipeline"}) as run_id:
         version = registered.backend.registry.register(model, run_id=run_id, metrics={}, tags={},
