@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
@@ -25,15 +24,10 @@ METRIC_TAG = "metric."
 log = logging.getLogger("bankops.registry")
 
 
-NATIVE_AT_REGISTRATION = "BANKOPS_NATIVE_AT_REGISTRATION"  # "0": do not compile a new version's trees when registered
-
-
 def _compile_for_batch(model: BankMarketingModel) -> None:
     """Start compiling the new version's trees to native code in the background (seconds of CPU, at low
     priority, in a detached child), so its first large batch does not wait for them nor run on the
     libraries. A failure here costs that speed only, never the registration."""
-    if os.environ.get(NATIVE_AT_REGISTRATION, "1") == "0":
-        return
     from shared.serving.predictor import start_native_compilation
 
     try:
@@ -92,8 +86,11 @@ class UnchangedReads:
 class MlflowModelRegistry:
     """Versions of one registered model; metrics are kept as `metric.*` tags on each version."""
 
-    def __init__(self, tracking_uri: str, model_name: str) -> None:
+    def __init__(self, tracking_uri: str, model_name: str, *, compile_at_registration: bool) -> None:
+        """`compile_at_registration`: start compiling each new version's trees (Settings.native_trees and
+        native_at_registration, passed by the composition root)."""
         self.tracking_uri = tracking_uri
+        self.compile_at_registration = compile_at_registration
         self.name = model_name
         self.client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
         self._cache: dict[str, BankMarketingModel] = {}
@@ -119,7 +116,8 @@ class MlflowModelRegistry:
             self.client.set_model_version_tag(self.name, version, f"{METRIC_TAG}{key}", f"{value:.6g}")
         for tag, text in tags.items():
             self.client.set_model_version_tag(self.name, version, tag, text)
-        _compile_for_batch(model)
+        if self.compile_at_registration:
+            _compile_for_batch(model)
         return self.get(version)
 
     def get(self, version: str | None = None) -> ModelVersion:
