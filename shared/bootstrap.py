@@ -43,8 +43,9 @@ class Backend:
         from shared.adapters.local.registry import MlflowModelRegistry
 
         self.tracker  # noqa: B018 - configures the MLflow store before the registry uses it
-        return MlflowModelRegistry(self.settings.paths.tracking_uri, self.settings.model_name,
-                                   native_wait_s=self.settings.native_registration_wait_s)
+        s = self.settings
+        return MlflowModelRegistry(s.paths.tracking_uri, s.model_name, compile_at_registration=s.native_trees and s.native_at_registration,
+                                   native_wait_s=s.native_registration_wait_s)
 
     @cached_property
     def datastore(self) -> Datastore:
@@ -84,7 +85,7 @@ class Backend:
         """Batch files scored in this process, from the datastore into its predictions container."""
         from shared.adapters.local.batch import LocalBatchRunner
 
-        return LocalBatchRunner(datastore=self.datastore, tracker=self.tracker, registry=self.registry)
+        return LocalBatchRunner(datastore=self.datastore, tracker=self.tracker, registry=self.registry, native=self.settings.native_trees)
 
     @cached_property
     def run_lookup(self) -> RunLookup:

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     http_header_timeout_s: float = Field(10.0, gt=0, le=300, validation_alias="BANKOPS_HTTP_HEADER_TIMEOUT_SECONDS")
     http_max_connections: int = Field(256, ge=1, validation_alias="BANKOPS_HTTP_MAX_CONNECTIONS")
     availability_probe_s: float = Field(30.0, gt=0, validation_alias="BANKOPS_AVAILABILITY_PROBE_SECONDS")
+    # Batch scoring runs the LightGBM and XGBoost members compiled to native code when lleaves is installed
+    # (shared/serving/native_trees.py); false: always the libraries' own predictors (bench/batch_bench.py's peer).
+    native_trees: bool = Field(True, validation_alias="BANKOPS_NATIVE_TREES")
+    # Registering a version starts compiling its trees in a detached low-priority child, so its first large batch
+    # finds them cached; false: compiled on the first large batch instead (the tests, the benchmark's cold runs).
+    native_at_registration: bool = Field(True, validation_alias="BANKOPS_NATIVE_AT_REGISTRATION")
     # Alerts (shared/monitoring/alerts.py): which rules run, their thresholds, and how much data they need.
     alert_rules: str = Field("failure_rate,latency_p95,availability,prediction_drift,retrain_failed,retrain_stuck,"
                              "model_stale,data_stale,metric_out_of_range", validation_alias="BANKOPS_ALERT_RULES")

@@ -14,10 +14,24 @@ from shared.config import Settings, load_settings
 from shared.openmp import apply_openmp_environment
 from tests import samples
 from tests.azurite import AzuritePorts, AzuriteUnavailable, running_azurite_services
+from tests.environment import NATIVE_AT_REGISTRATION
 
 WriteCsv = Callable[..., Path]
 
 apply_openmp_environment()  # the test session is an entry point too: before any test loads a booster
+
+
+# Every registration would start a detached compiler of the model's trees (seconds of CPU each, outliving the
+# test): off in tests, and in the subprocesses they start (they inherit os.environ); the tests of that
+# behaviour switch it on themselves.
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_compilers_at_registration() -> Iterator[None]:
+    """Also for the module and session fixtures that register models, which run before `_isolated_environment`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(NATIVE_AT_REGISTRATION, "0")
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +41,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         if key.upper().startswith("BANKOPS_") or key.upper() == "RETRAIN_SCHEDULE":
             monkeypatch.delenv(key)
     monkeypatch.setenv("BANKOPS_SETTINGS_FILE", str(tmp_path / "absent.local.settings.json"))
+    monkeypatch.setenv(NATIVE_AT_REGISTRATION, "0")
 
 
 @pytest.fixture

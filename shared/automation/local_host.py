@@ -92,7 +92,8 @@ class ScoringProcess:
         logs.mkdir(parents=True, exist_ok=True)
         self._log = open(logs / "scoring-service.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
         command = [sys.executable, "-c", "from shared.cli.main import main; main()", "serve", "--model-version", version,
-                   "--port", str(self.port), "--workers", str(self.workers), "--home", str(self.settings.paths.root)]
+                   "--port", str(self.port), "--workers", str(self.workers), "--home", str(self.settings.paths.root),
+                   "--parent-pid", str(os.getpid())]  # a session of its own (Ctrl-C reaches the host only), yet it ends with the host
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         client = ScoringClient(self.url, "")
         deadline = time.monotonic() + timeout_s

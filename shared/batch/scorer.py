@@ -32,13 +32,14 @@ class BatchModel:
     compiled: CompiledModel
 
     @classmethod
-    def build(cls, model: BankMarketingModel, version: str) -> BatchModel:
-        compiled = compile_model(model, verification_records(), exact=True, native=True)
+    def build(cls, model: BankMarketingModel, version: str, *, native: bool = True) -> BatchModel:
+        """`native` (Settings.native_trees): large chunks run the trees compiled to native code, when lleaves is installed."""
+        compiled = compile_model(model, verification_records(), exact=True, native=native)
         return cls(str(version), model, compiled)
 
     @classmethod
-    def load(cls, registry: ModelRegistry, version: str) -> BatchModel:
-        return cls.build(registry.load(str(version)), str(version))
+    def load(cls, registry: ModelRegistry, version: str, *, native: bool = True) -> BatchModel:
+        return cls.build(registry.load(str(version)), str(version), native=native)
 
     def matrix(self, checked: CheckedRows, rows: np.ndarray) -> np.ndarray:
         """The encoder's matrix for the given rows of a checked chunk."""
@@ -62,7 +63,8 @@ class BatchModel:
         return _LABELS.take(pa.array((p >= self.model.threshold).astype(np.int8)))
 
 
-def prepare(registry: ModelRegistry, version: str) -> dict[str, Any]:
-    """Compile a version's boosters to native code now (cached by hash), so its first large batch does not."""
-    model = BatchModel.load(registry, str(version))
+def prepare(registry: ModelRegistry, version: str, *, native: bool = True) -> dict[str, Any]:
+    """Compile a version's boosters to native code now (cached by hash), so its first large batch does not
+    (nothing when `native` is off)."""
+    model = BatchModel.load(registry, str(version), native=native)
     return {"model_version": model.version, "native_members": model.compiled.prepare_native()}

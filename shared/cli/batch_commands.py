@@ -103,10 +103,10 @@ def _load(settings: Settings, home: Path | None, requested: str | None) -> tuple
         paths = settings.paths
         index = LocalRegistryIndex(paths.mlflow_db, paths.artifacts, settings.model_name)
         if (version := index.version(requested)) is not None and (file := index.model_file(version)) is not None:
-            return version, BatchModel.build(joblib.load(file), version)
+            return version, BatchModel.build(joblib.load(file), version, native=settings.native_trees)
     _, backend = backend_for(home)
     version = chosen_version(backend.registry, requested)
-    return version, BatchModel.load(backend.registry, version)
+    return version, BatchModel.load(backend.registry, version, native=settings.native_trees)
 
 
 @app.command("batch-runs")

@@ -36,6 +36,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default 5001, BANKOPS_SCORING_PORT).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request line (costs latency).")] = False,
+    parent_pid: Annotated[int | None, typer.Option(help="Stop when this process ends (`bankops up` passes its own pid).")] = None,
     home: HomeOpt = None,
 ) -> None:
     """Start the scoring service on 127.0.0.1 (FastAPI on uvicorn) until Ctrl+C."""
@@ -46,7 +47,8 @@ def serve(
     prepare_multiprocess_dir(settings.paths.serving)  # Prometheus counters of every worker, from zero
     url = f"http://127.0.0.1:{port or settings.scoring_port}"
     console.print(f"scoring service on {url} · POST /score · docs {url}/docs · keys: `bankops keys show`")
-    run(settings, version=model_version, port=port or settings.scoring_port, workers=workers, access_log=access_log)
+    run(settings, version=model_version, port=port or settings.scoring_port, workers=workers, access_log=access_log,
+        parent_pid=parent_pid)
 
 
 @app.command()

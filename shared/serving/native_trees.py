@@ -47,7 +47,6 @@ ProbaFn = Callable[[np.ndarray], np.ndarray]
 _MISSING_NAN = 2 << 2  # LightGBM decision_type: missing type NaN (bits 2-3)
 _DEFAULT_LEFT = 1 << 1  # LightGBM decision_type: missing values go left
 COMPILE_TIMEOUT_S = 600  # 500 XGBoost trees of depth 5 take about 9 s on 2 cores
-SWITCH = "BANKOPS_NATIVE_TREES"  # "0": never compile nor run native trees (the libraries' own predictors)
 LIBRARY = ".lib"  # the shared library linked from a binary (DIGEST.so -> DIGEST.lib)
 QUICK = ".quick"  # the name of machine code compiled without inlining (fast to build, slower to run)
 CACHE_DAYS = 30  # compiled models unused this long are removed when another is compiled (a 60 s model: about 2 MB)
@@ -58,8 +57,6 @@ def available() -> bool:
     llvmlite costs about a second of CPU, which a run whose trees are all cached never needs)."""
     import importlib.metadata as md
 
-    if os.environ.get(SWITCH) == "0":
-        return False
     try:
         md.version("lleaves")
         major, minor = (int(part) for part in md.version("llvmlite").split(".")[:2])

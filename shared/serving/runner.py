@@ -51,7 +51,7 @@ def build_app(settings: Settings) -> ASGIApp:
 
     def load(version: str) -> ServedModel:
         # a registry of its own per load: the registry caches what it loads, a worker keeps only what it serves
-        return load_served(bootstrap(settings).registry, version, native=True)
+        return load_served(bootstrap(settings).registry, version, native=settings.native_trees)
 
     telemetry.configure_telemetry(settings.applicationinsights_connection_string, "bankops-scoring")
     monitor = ScoringMonitor(settings.paths.logs)
@@ -68,8 +68,10 @@ def app_from_environment() -> ASGIApp:
     return build_app(load_settings())
 
 
-def serve(settings: Settings, *, version: str | None, port: int, workers: int, access_log: bool = False) -> None:
-    """Serve `version` (default: champion, else newest) on 127.0.0.1:`port` until interrupted."""
+def serve(settings: Settings, *, version: str | None, port: int, workers: int, access_log: bool = False,
+          parent_pid: int | None = None) -> None:
+    """Serve `version` (default: champion, else newest) on 127.0.0.1:`port` until interrupted, or until the
+    process `parent_pid` (the host that started it) ends."""
     import uvicorn
 
     _logging()
@@ -86,6 +88,10 @@ def serve(settings: Settings, *, version: str | None, port: int, workers: int, a
     if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
         # a worker busy importing libraries and loading its model can miss uvicorn's 5 s ping and get killed
         options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
+    if parent_pid is not None:
+        from shared.serving.parent_watch import watch_parent
+
+        watch_parent(parent_pid)
     try:
         uvicorn.run("shared.serving.runner:app_from_environment", factory=True, host=HOST, port=port, workers=workers,
                     log_level="warning", access_log=access_log, timeout_graceful_shutdown=10, **options)

@@ -59,9 +59,9 @@ def make_rig(kind: str, request: pytest.FixtureRequest, tmp_path: Path, model_na
     tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "contract", tmp_path / "artifacts")
     if kind == "local":
         datastore = LocalDatastore(tmp_path / "datastore")
-        registry = MlflowModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", model_name)
+        registry = MlflowModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", model_name, compile_at_registration=False)
         version = _register(registry, tracker)
-        runner = LocalBatchRunner(datastore=datastore, tracker=tracker, registry=registry)
+        runner = LocalBatchRunner(datastore=datastore, tracker=tracker, registry=registry, native=True)
         return Rig(runner, datastore, registry, lambda uri, key: runner.submit(uri, version, key=key).run_id)
     blob_service = request.getfixturevalue("blob_service")
     datastore = BlobDatastore(blob_service)

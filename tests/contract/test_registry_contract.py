@@ -22,7 +22,7 @@ from tests.contract.conftest import BACKENDS, tiny_model
 def registry(request: pytest.FixtureRequest, tmp_path: Path, tracker: MlflowTracker, mlflow_uri: str,
              model_name: str) -> ModelRegistry:
     if request.param == "local":
-        return MlflowModelRegistry(mlflow_uri, model_name)
+        return MlflowModelRegistry(mlflow_uri, model_name, compile_at_registration=False)
     return AzureModelRegistry(request.getfixturevalue("fake_ml"), model_name, cache_dir=tmp_path / "cache")
 
 
@@ -96,7 +96,7 @@ def test_what_another_registry_on_the_same_store_writes_is_read_at_once(request:
     """`bankops train` or `bankops deploy` beside a running host: the host's registry (which keeps the answers
     of unchanged reads, locally) answers the new versions and aliases on its next read, never an older one."""
     if isinstance(registry, MlflowModelRegistry):
-        other: ModelRegistry = MlflowModelRegistry(mlflow_uri, model_name)
+        other: ModelRegistry = MlflowModelRegistry(mlflow_uri, model_name, compile_at_registration=False)
     else:
         other = AzureModelRegistry(request.getfixturevalue("fake_ml"), model_name, cache_dir=tmp_path / "other-cache")
     _register(registry, tracker, contract_frame, 1.0, 0.9)

@@ -59,7 +59,7 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path, mlflow_uri: str, model_n
     datasets = LocalDatasetStore(tmp_path / "datasets", tmp_path / "catalog.db")
     dataset = register_dataset(datasets, samples.csv_bytes(samples.stratified_sample(600, seed=2)), name="bank").dataset
     if request.param == "local":
-        registry = MlflowModelRegistry(mlflow_uri, model_name)
+        registry = MlflowModelRegistry(mlflow_uri, model_name, compile_at_registration=False)
         trainer = LocalTrainer(datasets=datasets, registry=registry, tracker=tracker)
         return Rig(trainer, registry, dataset, lambda s: registry.get(s.model_version))
     fake = request.getfixturevalue("fake_ml")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import samples
+from tests.environment import session_switches
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +44,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     """Runs the commands once, in order, against a fresh $BANKOPS_HOME; the tests check their outputs."""
     work = tmp_path_factory.mktemp("e2e")
     home = work / "home"
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("BANKOPS_", "MLFLOW_"))}
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("BANKOPS_", "MLFLOW_"))} | session_switches()
     env |= {"BANKOPS_HOME": str(home), "BANKOPS_SETTINGS_FILE": str(work / "absent.json"), "COLUMNS": "200",
             "PYTHONWARNINGS": "ignore"}
     good = work / "sample.csv"

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests import samples
+from tests.environment import session_switches
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +45,7 @@ class Host:
     def __init__(self, home: Path, control_port: int, scoring_port: int, *, budget: str = BUDGET,
                  settings: dict[str, str] | None = None) -> None:
         self.home, self.control_port, self.scoring_port = home, control_port, scoring_port
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("BANKOPS_", "MLFLOW_"))}
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("BANKOPS_", "MLFLOW_"))} | session_switches()
         # Tolerance 1.0: every challenger passes the gate, so the serve path is what this test sees.
         # The quick first model's budget (default 5 s) is not shorter than BUDGET: no quick model unless asked for.
         env |= {"BANKOPS_SETTINGS_FILE": str(home.parent / "absent.json"), "BANKOPS_GATE_TOLERANCE": "1.0",

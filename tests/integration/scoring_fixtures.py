@@ -33,6 +33,7 @@ from shared.resources import shipped_data
 from shared.serving.deployment import ServingState
 from shared.serving.keys import KeyStore
 from shared.training.pipeline import TrainingPipeline, TrainingRequest
+from tests.environment import session_switches
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SAMPLE_ROWS = 3000
@@ -86,7 +87,7 @@ def bankops_command(*args: str) -> list[str]:
 
 
 def service_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKOPS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKOPS_")} | session_switches()
     env.update({"BANKOPS_HOME": str(home), "BANKOPS_SETTINGS_FILE": str(home / "absent.json"), **extra})
     return env
 

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from shared.automation import control
 from shared.automation.watcher import IncomingWatcher
 from shared.automation.worker import Worker
-from shared.bootstrap import Backend, build_automation
+from shared.bootstrap import Backend, bootstrap, build_automation
 from shared.cli.main import app
-from shared.config import Settings
+from shared.config import Settings, load_settings
 from shared.mlflow_model import example_frame
 from shared.ports import CHAMPION
 from shared.serving.contract import EXAMPLE_RECORDS
@@ -186,9 +186,11 @@ def test_registering_a_version_compiles_its_trees_in_the_background(registered: 
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """So its first large batch finds them cached and runs natively from the first chunk."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("BANKOPS_NATIVE_AT_REGISTRATION", "1")  # the default; off for the other tests (tests/conftest.py)
+    registry = bootstrap(load_settings(home=registered.settings.home)).registry  # the setting, read from that name
     model = tiny_model()
     with registered.backend.tracker.run("training", tags={"bankops.kind": "pipeline"}) as run_id:
-        version = registered.backend.registry.register(model, run_id=run_id, metrics={}, tags={},
+        version = registry.register(model, run_id=run_id, metrics={}, tags={},
                                                        input_example=example_frame(EXAMPLE_RECORDS)).version
     trees = tmp_path / "cache" / "bankops" / "trees"
     for _ in range(1200):

@@ -8,6 +8,7 @@ how docs/dashboard.png is made: `make dashboard-screenshot`)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -27,6 +28,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from shared.serving.deployment import ServingState
 from tests import samples
 from tests.integration.scoring_fixtures import Service, bankops_command, free_port, service_env, trained_home
 from tests.integration.test_monitoring_scoring import force_failure
@@ -78,7 +80,9 @@ def up(tmp_path: Path) -> Iterator[Up]:
     with local_home(tmp_path) as (settings, backend):
         backend.registry.set_alias("champion", "1")
     home, control_port, scoring_port = settings.paths.root, free_port(), free_port()
-    env = service_env(home, BANKOPS_AVAILABILITY_PROBE_SECONDS="2", COLUMNS="220", PYTHONWARNINGS="ignore")
+    # v1 is the champion, so the host trains nothing; were it to (a retrain), small budgets end before the test does
+    env = service_env(home, BANKOPS_AVAILABILITY_PROBE_SECONDS="2", COLUMNS="220", PYTHONWARNINGS="ignore",
+                      BANKOPS_AUTOML_BUDGET="5", BANKOPS_QUICK_BUDGET_S="0")
     process = subprocess.Popen(bankops_command("up", "--home", str(home), "--port", str(control_port), "--scoring-port", str(scoring_port)),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True)
     lines: queue.Queue[str] = queue.Queue()
@@ -96,14 +100,37 @@ def up(tmp_path: Path) -> Iterator[Up]:
         eventually(lambda: any("bankops is up" in line for line in output) or process.poll() is not None, 120, "`bankops is up`")
         assert process.poll() is None, "".join(output)
         yield host
+        eventually(lambda: idle(host), 120, "the host's jobs to finish before stopping it")
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+        stop(host)
+
+
+def idle(host: Up) -> bool:
+    """Nothing queued or running on the host (a stop in the middle of a job would wait for it)."""
+    try:
+        jobs = host.api("GET", "status").json()["recent_jobs"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return host.process.poll() is not None
+    return not any(job["status"] in ("queued", "running") for job in jobs)
+
+
+def stop(host: Up) -> None:
+    """Ctrl-C, as a user stops it: the host must end, and end its scoring service, within its grace; SIGKILL
+    (the host's group and the service, which has a session of its own) only to leave nothing running on failure."""
+    process = host.process
+    if process.poll() is not None:
+        return
+    server = ServingState(host.home / "serving").server()
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+        if server is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server.pid, signal.SIGKILL)
+        pytest.fail("`bankops up` did not stop within 30 s of Ctrl-C:\n" + "".join(host.output[-40:]))
 
 
 def records(n: int, seed: int) -> list[dict[str, Any]]:

@@ -127,3 +127,18 @@ def test_bootstrap_creates_home_and_names_missing_azure_settings(settings: Setti
     monkeypatch.chdir(tmp_path)  # no config.json here
     with pytest.raises(ConfigurationError, match=r"AZURE_SUBSCRIPTION_ID; AZURE_RESOURCE_GROUP; AZUREML_WORKSPACE_NAME; BANKOPS_DATASTORE"):
         bootstrap(load_settings(home=tmp_path / "other"))
+
+
+def test_the_native_tree_switches_are_settings_on_by_default(settings_file, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """local.settings.json can switch them off; the environment names (what bench/batch_bench.py sets) still win."""
+    monkeypatch.delenv("BANKOPS_NATIVE_AT_REGISTRATION")  # the test session's own "0" (tests/conftest.py)
+    s = load_settings()
+    assert (s.native_trees, s.native_at_registration) == (True, True)
+    settings_file({"BANKOPS_NATIVE_TREES": "false", "BANKOPS_NATIVE_AT_REGISTRATION": "false"})
+    s = load_settings(home=tmp_path / "h")
+    assert (s.native_trees, s.native_at_registration) == (False, False)
+    assert not bootstrap(s).registry.compile_at_registration  # type: ignore[attr-defined]
+    monkeypatch.setenv("BANKOPS_NATIVE_TREES", "1")
+    monkeypatch.setenv("BANKOPS_NATIVE_AT_REGISTRATION", "0")
+    s = load_settings(home=tmp_path / "h")
+    assert (s.native_trees, s.native_at_registration) == (True, False)

@@ -252,17 +252,16 @@ def _register_blend(tmp_path, wait_s: float) -> BankMarketingModel:
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = MlflowTracker(uri, "native", tmp_path / "artifacts")
-    registry = MlflowModelRegistry(uri, "m", native_wait_s=wait_s)
+    registry = MlflowModelRegistry(uri, "m", compile_at_registration=True, native_wait_s=wait_s)
     model = _blend_with_xgboost()
     with tracker.run("pipeline") as run_id:
         registry.register(model, run_id=run_id, metrics={}, tags={}, input_example=example_frame(verification_records()[:2]))
     return model
 
 
-def test_registering_a_version_compiles_its_trees_and_train_waits_for_them(tmp_path, monkeypatch) -> None:
+def test_registering_a_version_compiles_its_trees_and_train_waits_for_them(tmp_path) -> None:
     """`bankops train` registers with a wait: when it returns, batch scoring and serving find every member's
     machine code cached and run it from their first call."""
-    monkeypatch.setenv("BANKOPS_NATIVE_AT_REGISTRATION", "1")
     model = _register_blend(tmp_path, wait_s=120)
     served = load_served(_OneVersion(model), "1", warm_rounds=1, native=True)
     assert sorted(served.compiled.serving_native) == ["lgbm", "xgboost"]

@@ -26,8 +26,9 @@ def split_blob(input_uri: str) -> tuple[str, str]:
 
 
 class LocalBatchRunner:
-    def __init__(self, *, datastore: Datastore, tracker: RunTracker, registry: ModelRegistry) -> None:
-        self.datastore, self.tracker, self.registry = datastore, tracker, registry
+    def __init__(self, *, datastore: Datastore, tracker: RunTracker, registry: ModelRegistry, native: bool) -> None:
+        """`native`: large chunks run the trees compiled to native code (Settings.native_trees)."""
+        self.datastore, self.tracker, self.registry, self.native = datastore, tracker, registry, native
 
     def submit(self, input_uri: str, model_version: str, output_name: str | None = None, *, key: str = "") -> BatchSubmission:
         """Score now (a file with the wrong columns raises InvalidDataset before anything is written). `key` is not
@@ -37,14 +38,15 @@ class LocalBatchRunner:
 
         container, name = split_blob(input_uri)
         version = self.registry.get(str(model_version)).version
-        run = score_blob(self.datastore, self.tracker, BatchModel.load(self.registry, version), container, name, output_name)
+        model = BatchModel.load(self.registry, version, native=self.native)
+        run = score_blob(self.datastore, self.tracker, model, container, name, output_name)
         return BatchSubmission(run_id=run.run_id, scored=True, details=run.as_dict())
 
     def prepare(self, model_version: str) -> dict[str, Any]:
         """The version's boosters compiled to native code ahead of the first file."""
         from shared.batch.scorer import prepare
 
-        return prepare(self.registry, self.registry.get(str(model_version)).version)
+        return prepare(self.registry, self.registry.get(str(model_version)).version, native=self.native)
 
     def status(self, run_id: str) -> BatchRunStatus:
         report = self.tracker.report(run_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
@@ -25,16 +24,11 @@ METRIC_TAG = "metric."
 log = logging.getLogger("bankops.registry")
 
 
-NATIVE_AT_REGISTRATION = "BANKOPS_NATIVE_AT_REGISTRATION"  # "0": do not compile a new version's trees when registered
-
-
 def _compile_for_batch(model: BankMarketingModel, wait_s: float) -> None:
     """Start compiling the new version's trees to native code in the background (seconds of CPU, at low
     priority, in a detached child), so its first large batch and its serving workers do not wait for them
     nor run on the libraries; wait up to `wait_s` for it (the child goes on past that). A failure here costs
     that speed only, never the registration."""
-    if os.environ.get(NATIVE_AT_REGISTRATION, "1") == "0":
-        return
     import subprocess
 
     from shared.serving.predictor import start_native_compilation
@@ -99,10 +93,15 @@ class UnchangedReads:
 class MlflowModelRegistry:
     """Versions of one registered model; metrics are kept as `metric.*` tags on each version."""
 
-    def __init__(self, tracking_uri: str, model_name: str, *, native_wait_s: float = 0.0) -> None:
+    def __init__(self, tracking_uri: str, model_name: str, *, compile_at_registration: bool,
+                 native_wait_s: float = 0.0) -> None:
+        """`compile_at_registration`: start compiling each new version's trees (Settings.native_trees and
+        native_at_registration, passed by the composition root); `native_wait_s`: how long register() waits
+        for that machine code (Settings.native_registration_wait_s)."""
         self.tracking_uri = tracking_uri
+        self.compile_at_registration = compile_at_registration
         self.name = model_name
-        self.native_wait_s = native_wait_s  # how long register() waits for the new version's machine code
+        self.native_wait_s = native_wait_s
         self.client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
         self._cache: dict[str, BankMarketingModel] = {}
         self._reads = UnchangedReads(tracking_uri)
@@ -127,7 +126,8 @@ class MlflowModelRegistry:
             self.client.set_model_version_tag(self.name, version, f"{METRIC_TAG}{key}", f"{value:.6g}")
         for tag, text in tags.items():
             self.client.set_model_version_tag(self.name, version, tag, text)
-        _compile_for_batch(model, self.native_wait_s)
+        if self.compile_at_registration:
+            _compile_for_batch(model, self.native_wait_s)
         return self.get(version)
 
     def get(self, version: str | None = None) -> ModelVersion:
