@@ -196,6 +196,7 @@ def _shared_library(library: Path, features: int, threads: int) -> ProbaFn:
     """The compiled forest's entry point (lleaves' `forest_root(data, out, start, end)`, which releases
     the GIL through ctypes), called on `threads` slices of the rows as lleaves does."""
     import ctypes
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     double_p = ctypes.POINTER(ctypes.c_double)
@@ -203,9 +204,19 @@ def _shared_library(library: Path, features: int, threads: int) -> ProbaFn:
     root.argtypes = [double_p, double_p, ctypes.c_int32, ctypes.c_int32]
     root.restype = None
 
+    row_in = np.zeros(features, dtype=np.float64)  # one row (a serving request): buffers and pointers made once
+    row_out = np.zeros(1, dtype=np.float64)
+    row_src, row_dst = row_in.ctypes.data_as(double_p), row_out.ctypes.data_as(double_p)
+    row_lock = threading.Lock()  # ctypes releases the GIL during the call: one caller at a time in the buffers
+
     def proba(x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != features:  # the machine code reads `features` doubles a row, unchecked
             raise ValueError(f"expected rows of {features} features, got shape {x.shape}")
+        if len(x) == 1 and threads == 1:
+            with row_lock:
+                row_in[:] = x[0]
+                root(row_src, row_dst, 0, 1)
+                return row_out.copy()
         if len(x) >= 2**31 - 1:
             raise ValueError("too many rows for one call")
         data = np.ascontiguousarray(x, dtype=np.float64)

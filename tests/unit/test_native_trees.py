@@ -178,7 +178,9 @@ def test_members_compile_in_parallel_children_and_a_second_compiler_waits_for_th
         np.testing.assert_allclose(native(x), model.predict_proba(x)[:, 1], rtol=0, atol=1e-6)
 
 
-def test_a_member_of_a_handful_of_trees_stays_on_its_library_and_starts_no_compiler(tmp_path) -> None:
+def test_a_member_of_a_handful_of_trees_stays_on_its_library_in_batches_and_runs_compiled_when_served(tmp_path) -> None:
+    """Batch scoring keeps a 4-tree booster on its library (compiling it would cost more than it saves in
+    one run); registration still compiles it, for the serving workers, whose every request it saves time."""
     base = tiny_model()
     x = base.encoder.transform_records(verification_records())
     frame_x = np.vstack([x] * 40)
@@ -190,7 +192,12 @@ def test_a_member_of_a_handful_of_trees_stays_on_its_library_and_starts_no_compi
     rows = np.repeat(x, NATIVE_BATCH // 8 + 1, axis=0)
     np.testing.assert_allclose(compiled.proba(rows), model.proba_from_matrix(rows), rtol=0, atol=1e-9)
     assert compiled.native_members == [] and not (tmp_path / "cache" / "bankops" / "trees").exists()
-    assert predictor.start_native_compilation(model) is None
+    compiler = predictor.start_native_compilation(model)
+    assert compiler is not None and compiler.wait(timeout=120) == 0
+    served = load_served(_OneVersion(model), "1", warm_rounds=1, native=True)
+    assert served.compiled.serving_native == ["lgbm"]
+    records = verification_records(100, seed=5)
+    np.testing.assert_allclose(served.score(records).probabilities, model.predict_proba_records(records), rtol=0, atol=1e-9)
 
 
 class _OneVersion:
