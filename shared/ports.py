@@ -133,6 +133,12 @@ class DatasetStore(Protocol):
         ...
 
 
+class ModelLoader(Protocol):
+    """Where a version's model is read from: a registry, or the scoring service's reads of one."""
+
+    def load(self, version: str) -> BankMarketingModel: ...
+
+
 class ModelRegistry(Protocol):
     """Registered model versions of one model name."""
 

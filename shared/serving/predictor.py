@@ -303,7 +303,8 @@ class CompiledModel:
     def _start(self, *, quick: bool) -> subprocess.Popen[bytes] | None:
         wanted = [c for c in self._natives() if c.native is not None or not c.tried]  # not those that disagreed
         try:
-            return native_trees.start_compiling([m for c in wanted if (m := c.compilation()) is not None], quick=quick)
+            return native_trees.start_compiling([m for c in wanted if (m := c.compilation()) is not None], quick=quick,
+                                                low_priority=quick)  # quick: in the background, beside the run
         except Exception:  # a cache folder that cannot be written: each member falls back on its own
             log.warning("cannot compile native trees in the background", exc_info=True)
             return None
@@ -348,12 +349,14 @@ class CompiledModel:
         return p / total
 
 
-def start_native_compilation(model: BankMarketingModel) -> subprocess.Popen[bytes] | None:
+def start_native_compilation(model: BankMarketingModel, wait_s: float = 0.0) -> subprocess.Popen[bytes] | None:
     """Start compiling a model's LightGBM and XGBoost members to native code in a detached, low-priority
     child (at registration, so its first batch and its serving workers find them cached); every member,
     however few its trees (serving runs them all compiled; batch scoring only those of NATIVE_MIN_TREES
-    and more). The child, or None: nothing to compile. Not verified here: batch scoring and serving check
-    each against its member when they load it."""
+    and more), the quick kind first. `wait_s`: wait that long for every member's quick kind (the optimised
+    kind follows in the background; a serving worker switches to it when it lands). The child, or None:
+    nothing to compile. Not verified here: batch scoring and serving check each against its member when
+    they load it."""
     if not native_trees.available():
         return None
     compilations = []
@@ -361,20 +364,25 @@ def start_native_compilation(model: BankMarketingModel) -> subprocess.Popen[byte
         native = _NATIVE.get(type(member.estimator).__name__)
         if native is not None and (text := native[0](member.estimator)):
             compilations.append(native_trees.Compilation(text, native_cache()))
-    return native_trees.start_compiling(compilations, low_priority=True)
+    compiler = native_trees.start_compiling(compilations, quick=True, low_priority=True)
+    if compiler is not None and wait_s > 0 and not native_trees.wait_usable(compilations, compiler, wait_s):
+        log.info("the new version's trees are still compiling after %.0fs; they go on in the background", wait_s)
+    return compiler
 
 
 def _serving_native(member: Any, slow: ProbaFn, x: np.ndarray, compiled: CompiledModel) -> ProbaFn | None:
     """A LightGBM or XGBoost member's machine code, one thread, for every batch size (a serving worker
     per core): about 10 us a row against the library's tens to hundreds, checked against its
-    `predict_proba` like every fast call. Only the linked shared library (ctypes, no LLVM in the worker)
-    of the optimised kind; when it is not cached yet, the member is noted as pending and keeps its call."""
+    `predict_proba` like every fast call. Only a linked shared library (ctypes, no LLVM in the worker): the
+    optimised kind, else the quick one; until the optimised kind is cached the member is noted as pending
+    (`upgraded()` switches it then), and with neither it keeps its library call meanwhile."""
     native = _NATIVE.get(type(member.estimator).__name__)
     if native is None or (text := native[0](member.estimator)) is None:  # any size: a few trees compile in a second
         return None
     compilation = native_trees.Compilation(text, native_cache())
     if not compilation.linked():
         compiled.serving_pending.append(compilation)
+    if not compilation.linked_any():
         return None
     fn = compilation.load(threads=1)
     if not _agrees(fn, slow, x, native[1]):

@@ -14,9 +14,9 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from shared.adapters.local.registry_index import LocalRegistryIndex, ServingReads
 from shared.bootstrap import bootstrap
 from shared.config import Settings, load_settings
-from shared.ports import chosen_version
 from shared.serving.app import ServiceConfig, create_app
 from shared.serving.connection_limits import uvicorn_options
 from shared.serving.deployment import ServerInfo, ServingState
@@ -40,25 +40,33 @@ def _logging() -> None:
         logger.setLevel(logging.INFO)
 
 
+def serving_reads(settings: Settings) -> ServingReads:
+    """The registry as the service reads it: the local backend's index first (no MLflow import), else the registry."""
+    index = None
+    if settings.backend == "local":
+        paths = settings.paths
+        index = LocalRegistryIndex(paths.mlflow_db, paths.artifacts, settings.model_name)
+    return ServingReads(index, lambda: bootstrap(settings).registry)
+
+
 def build_app(settings: Settings) -> ASGIApp:
     """The app of one worker, wired to the registry and the files under `$BANKOPS_HOME`; its monitoring
     (request log, metrics, telemetry) is handed to the loader, the stats and the app as each is built."""
     from shared.monitoring import telemetry
     from shared.monitoring.scoring import ScoringMonitor
 
-    registry = bootstrap(settings).registry
+    reads = serving_reads(settings)
     state = ServingState(settings.paths.serving)
 
     def load(version: str) -> ServedModel:
-        # a registry of its own per load: the registry caches what it loads, a worker keeps only what it serves
-        return load_served(bootstrap(settings).registry, version, native=settings.native_trees)
+        return load_served(reads, version, native=settings.native_trees)
 
     telemetry.configure_telemetry(settings.applicationinsights_connection_string, "bankops-scoring")
     monitor = ScoringMonitor(settings.paths.logs)
     slot = ModelSlot(state, monitor.timed(load), WorkerStats(on_add=monitor.count), freeze_heap=True)
     keys = KeyChecker(KeyStore.from_settings(settings))
     config = ServiceConfig(max_records=settings.scoring_max_records, max_body_bytes=settings.scoring_max_body_bytes)
-    return create_app(slot, keys, config, state=state, on_startup=lambda: slot.start(lambda: chosen_version(registry)),
+    return create_app(slot, keys, config, state=state, on_startup=lambda: slot.start(reads.chosen_version),
                       on_shutdown=slot.stop, monitor=monitor)
 
 
@@ -75,8 +83,7 @@ def serve(settings: Settings, *, version: str | None, port: int, workers: int, a
     import uvicorn
 
     _logging()
-    registry = bootstrap(settings).registry
-    chosen = chosen_version(registry, version)
+    chosen = serving_reads(settings).chosen_version(version)
     KeyStore.from_settings(settings).ensure()
     state = ServingState(settings.paths.serving)
     state.write_deployment(chosen, reason="serve")

@@ -12,7 +12,7 @@ import numpy as np
 from shared import schema
 from shared.features import FeatureEncoder
 from shared.model import BankMarketingModel
-from shared.ports import ModelRegistry
+from shared.ports import ModelLoader
 from shared.serving import native_trees
 from shared.serving.contract import EXAMPLE_RECORDS
 from shared.serving.predictor import CompiledModel, compile_model
@@ -128,7 +128,7 @@ class ServedModel:
         return Scored(labels, p.tolist(), unseen)
 
 
-def load_served(registry: ModelRegistry, version: str, warm_rounds: int = 20, *, native: bool = False) -> ServedModel:
+def load_served(registry: ModelLoader, version: str, warm_rounds: int = 20, *, native: bool = False) -> ServedModel:
     """Load a registered version, compile it for serving, and warm it on one and on 100 records.
     `native`: LightGBM and XGBoost members whose machine code is cached (compiled at registration) run it;
     the others are compiled in a detached low-priority child and `upgraded()` switches to them later."""

@@ -29,16 +29,10 @@ def _compile_for_batch(model: BankMarketingModel, wait_s: float) -> None:
     priority, in a detached child), so its first large batch and its serving workers do not wait for them
     nor run on the libraries; wait up to `wait_s` for it (the child goes on past that). A failure here costs
     that speed only, never the registration."""
-    import subprocess
-
     from shared.serving.predictor import start_native_compilation
 
     try:
-        compiler = start_native_compilation(model)
-        if compiler is not None and wait_s > 0:
-            compiler.wait(timeout=wait_s)
-    except subprocess.TimeoutExpired:
-        log.info("the new version's trees are still compiling after %.0fs; they go on in the background", wait_s)
+        start_native_compilation(model, wait_s)
     except Exception:
         log.warning("could not start compiling the new version's trees for batch scoring", exc_info=True)
 

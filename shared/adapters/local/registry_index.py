@@ -11,8 +11,14 @@ MLflow registry (`MlflowModelRegistry`), which stays the one writer.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:
+    from shared.model import BankMarketingModel
+    from shared.ports import ModelRegistry
 
 ARTIFACT = "bank_marketing_model.joblib"  # = shared.mlflow_model.ARTIFACT (that module imports MLflow)
 
@@ -58,3 +64,30 @@ class LocalRegistryIndex:
             return None
         path = (Path(unquote(location.path)) / "artifacts" / ARTIFACT).resolve()
         return path if path.is_relative_to(self.artifacts) and path.is_file() else None
+
+
+class ServingReads:
+    """What the scoring service reads of the registry: the version to serve and its model. On the local
+    backend from the index (`index`), so a worker starts without importing MLflow (seconds of its start-up,
+    and of the first prediction after `bankops up`); anything the index cannot answer, and every read on
+    another backend (`index` None), goes to the registry `full()` builds (a new one each time: a registry
+    caches what it loads, and a worker keeps only what it serves)."""
+
+    def __init__(self, index: LocalRegistryIndex | None, full: Callable[[], ModelRegistry]) -> None:
+        self.index, self.full = index, full
+
+    def chosen_version(self, requested: str | None = None) -> str:
+        """The requested version (checked), else the champion, else the newest."""
+        from shared.ports import chosen_version
+
+        found = self.index.version(requested) if self.index is not None else None
+        return found if found is not None else chosen_version(self.full(), requested)
+
+    def load(self, version: str) -> BankMarketingModel:
+        file = self.index.model_file(version) if self.index is not None else None
+        if file is None:
+            return self.full().load(version)
+        import joblib
+
+        model: BankMarketingModel = joblib.load(file)
+        return model
