@@ -413,20 +413,24 @@ def compile_model(model: BankMarketingModel, sample: Sequence[Mapping[str, objec
             return out
 
         call: ProbaFn = slow
-        try:
-            fast = _fast_call(member.estimator, exact)
-            if fast is not None and _agrees(fast, slow, x, TOLERANCE if exact else TOLERANCE_FLOAT32):
-                call = fast
-                compiled.fast_members.append(member.learner)
-            elif fast is not None:
-                log.warning("fast path of %s disagrees with predict_proba; using predict_proba", member.learner)
-        except Exception:  # a library API that changed: stay on the reference call
-            log.warning("fast path of %s unavailable; using predict_proba", member.learner, exc_info=True)
+        native_call = None
         if use_serving_native:
             try:
-                call = _serving_native(member, slow, x, compiled) or call
+                native_call = _serving_native(member, slow, x, compiled)
             except Exception:  # a cache or loader problem costs speed, never an answer
                 log.warning("native trees of %s unavailable; serving with the library", member.learner, exc_info=True)
+        if native_call is not None:
+            call = native_call  # no library fast path to build (XGBoost's ONNX form takes a second for 500 trees)
+        else:
+            try:
+                fast = _fast_call(member.estimator, exact)
+                if fast is not None and _agrees(fast, slow, x, TOLERANCE if exact else TOLERANCE_FLOAT32):
+                    call = fast
+                    compiled.fast_members.append(member.learner)
+                elif fast is not None:
+                    log.warning("fast path of %s disagrees with predict_proba; using predict_proba", member.learner)
+            except Exception:  # a library API that changed: stay on the reference call
+                log.warning("fast path of %s unavailable; using predict_proba", member.learner, exc_info=True)
         if use_native and type(member.estimator).__name__ in _NATIVE:
             call = _NativeOrLibrary(member.learner, member.estimator, call, slow, x)
         compiled.calls.append((member.weight, call))
