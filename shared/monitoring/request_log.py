@@ -8,6 +8,7 @@ says which key was used (`primary`, `secondary`, `none` or `invalid`), never the
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,30 +22,65 @@ MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 5
 
 
-class RequestLog:
-    """Appends entries to this process's request log file: one buffered write and flush each, rotated
-    by size kept in memory (no `logging` machinery and no stat per request on the hot path)."""
+QUEUED_LINES = 10_000  # a background writer's backlog; past it `write` waits (bounded memory, nothing dropped)
 
-    def __init__(self, folder: Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
+
+class RequestLog:
+    """Appends entries to this process's request log file, rotated by size kept in memory (no `logging`
+    machinery and no stat per request on the hot path). Each entry is written and flushed by `write`
+    itself, or, with `background=True` (a scoring worker), by a writer thread that takes every entry
+    queued meanwhile in one write: a write to disk now and then waits milliseconds on the filesystem
+    (measured: one-record p99 at concurrency 1 went from 1.6-2.4 ms to 1.0-1.4 ms with the log on tmpfs),
+    and the event loop must not. Entries reach the file a moment later; `close()` writes every one left."""
+
+    def __init__(self, folder: Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS, background: bool = False) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"requests-{os.getpid()}.jsonl"
         self.max_bytes, self.backups = max_bytes, backups
         self._lock = threading.Lock()
         self._fh: BinaryIO | None = None
         self._size = 0
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._writer: threading.Thread | None = None
+        if background:
+            self._queue = queue.Queue(QUEUED_LINES)
+            self._writer = threading.Thread(target=self._drain, name="bankops-request-log", daemon=True)
+            self._writer.start()
 
     def write(self, entry: dict[str, Any]) -> None:
         line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
+        if self._queue is not None:
+            self._queue.put(line)
+        else:
+            self._append([line])
+
+    def _drain(self) -> None:
+        assert self._queue is not None
+        while True:
+            lines = [self._queue.get()]
+            while len(lines) < QUEUED_LINES:
+                try:
+                    lines.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            done = None in lines
+            self._append([line for line in lines if line is not None])
+            if done:
+                return
+
+    def _append(self, lines: list[bytes]) -> None:
         with self._lock:
-            if self._fh is None:
-                self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the worker's lifetime
-                self._size = self._fh.tell()
-            elif self._size + len(line) > self.max_bytes:
-                self._rotate()
-            assert self._fh is not None
-            self._fh.write(line)
-            self._fh.flush()
-            self._size += len(line)
+            for line in lines:
+                if self._fh is None:
+                    self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the worker's lifetime
+                    self._size = self._fh.tell()
+                elif self._size + len(line) > self.max_bytes:
+                    self._rotate()
+                assert self._fh is not None
+                self._fh.write(line)
+                self._size += len(line)
+            if self._fh is not None:
+                self._fh.flush()
 
     def _rotate(self) -> None:
         assert self._fh is not None
@@ -61,6 +97,10 @@ class RequestLog:
         self._size = 0
 
     def close(self) -> None:
+        """Write what is queued, stop the writer, close the file."""
+        if self._queue is not None and self._writer is not None and self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join(timeout=10)
         with self._lock:
             if self._fh is not None:
                 self._fh.close()

@@ -150,9 +150,14 @@ class ScoringMonitor:
     """Monitoring of one scoring worker, built before the worker's objects and handed to each where it is
     built: the loader (model load time and version), the stats (unseen categories) and the app (outermost layer)."""
 
-    def __init__(self, logs: Path, metrics: ScoringMetrics | None = None) -> None:
+    def __init__(self, logs: Path, metrics: ScoringMetrics | None = None, *, background_log: bool = False) -> None:
+        """`background_log`: the request log is written by a thread of its own (`RequestLog`), as a worker does."""
         self.metrics = metrics or ScoringMetrics()
-        self.request_log = RequestLog(logs)
+        self.request_log = RequestLog(logs, background=background_log)
+
+    def close(self) -> None:
+        """At shutdown: every queued request-log entry is written."""
+        self.request_log.close()
 
     def count(self, records: int, unseen: Mapping[str, int] | None) -> None:
         """`WorkerStats.on_add`: the unseen categories the model reports, per field."""

@@ -62,12 +62,17 @@ def build_app(settings: Settings) -> ASGIApp:
         return load_served(reads, version, native=settings.native_trees)
 
     telemetry.configure_telemetry(settings.applicationinsights_connection_string, "bankops-scoring")
-    monitor = ScoringMonitor(settings.paths.logs)
+    monitor = ScoringMonitor(settings.paths.logs, background_log=True)
     slot = ModelSlot(state, monitor.timed(load), WorkerStats(on_add=monitor.count), freeze_heap=True)
     keys = KeyChecker(KeyStore.from_settings(settings))
     config = ServiceConfig(max_records=settings.scoring_max_records, max_body_bytes=settings.scoring_max_body_bytes)
+
+    def shutdown() -> None:
+        slot.stop()
+        monitor.close()
+
     return create_app(slot, keys, config, state=state, on_startup=lambda: slot.start(reads.chosen_version),
-                      on_shutdown=slot.stop, monitor=monitor)
+                      on_shutdown=shutdown, monitor=monitor)
 
 
 def app_from_environment() -> ASGIApp:

@@ -66,8 +66,11 @@ def test_no_traffic_gives_empty_views() -> None:
     assert views["availability"] == {"probes": 0, "up": 0, "availability_pct": None}
 
 
-def test_the_request_log_rotates_and_reads_back_merged_in_time_order(tmp_path: Path) -> None:
-    log = RequestLog(tmp_path, max_bytes=2000, backups=3)
+@pytest.mark.parametrize("background", [False, True], ids=["written-by-the-caller", "written-by-its-thread"])
+def test_the_request_log_rotates_and_reads_back_merged_in_time_order(tmp_path: Path, background: bool) -> None:
+    """A scoring worker's log is written by a thread of its own: after close() every entry is there, in order,
+    rotated like the caller-written one."""
+    log = RequestLog(tmp_path, max_bytes=2000, backups=3, background=background)
     for i in range(40):
         log.write(entry(40 - i, 200, float(i)))
     log.close()
