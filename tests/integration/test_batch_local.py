@@ -72,11 +72,11 @@ def test_the_cli_output_equals_the_mlflow_model_on_every_row(registered: Registe
     assert listed.exit_code == 0 and "4,000" in listed.output
 
 
-def test_a_cold_large_file_is_scored_by_the_libraries_while_its_trees_compile_then_natively(
+def test_a_cold_large_file_is_scored_by_the_libraries_then_its_trees_compile_for_the_next_run(
         registered: Registered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Over 1 MB with nothing compiled, the CLI starts compiling the LightGBM member in the background and
-    scores with the library meanwhile (a full, correct output); the next run finds the machine code and
-    runs it: the probabilities stay the MLflow model's."""
+    """Over 1 MB with nothing compiled, the CLI scores with the library (a full, correct output) and then
+    starts compiling the LightGBM member in the background; the next run finds the machine code and runs
+    it: the probabilities stay the MLflow model's."""
     cache = tmp_path / "cache" / "bankops" / "trees"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     frame = clients(12_000, seed=33)
@@ -89,7 +89,7 @@ def test_a_cold_large_file_is_scored_by_the_libraries_while_its_trees_compile_th
 
     cold = CliRunner().invoke(app, ["batch-score", str(source), "--home", str(registered.settings.home)])
     assert cold.exit_code == 0, cold.output
-    assert "compiling in the background" in " ".join(cold.output.split())
+    assert "compiling the others in the background for the next runs" in " ".join(cold.output.split())
     out = pd.read_csv(output, dtype={"client_id": str})
     assert out["client_id"].tolist() == frame["client_id"].tolist()
     np.testing.assert_allclose(out["probability_yes"], expected, rtol=0, atol=1e-9)
