@@ -96,7 +96,8 @@ def run_scenario(name: str, cache_root: Path, timeout_s: float, keep: bool) -> d
                               "cache_files_before": sum(1 for p in cache.rglob("*") if p.is_file())}
     started = time.monotonic()
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=_interruptible)
     key_file = clone / ".bankops" / "keys" / "keys.json"
     key: str | None = None
     first = install = full = None
@@ -150,6 +151,12 @@ def run_scenario(name: str, cache_root: Path, timeout_s: float, keep: bool) -> d
         result["log_tail"] = printed.splitlines()[-8:]
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _interruptible() -> None:
+    """In the child, before exec: Ctrl-C's default action, so `make up` hears the bench's SIGINT even when the
+    bench itself was started in the background by a shell without job control (which ignores SIGINT in it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def main() -> int:
