@@ -83,7 +83,8 @@ def make_automation(*, settings: Settings, datasets: DatasetStore, registry: Mod
     if "trainer" not in ports:
         ports["trainer"] = LocalTrainer(datasets=datasets, registry=registry, tracker=tracker)
     if "batch_runner" not in ports:
-        ports["batch_runner"] = LocalBatchRunner(datastore=datastore, tracker=tracker, registry=registry)
+        ports["batch_runner"] = LocalBatchRunner(datastore=datastore, tracker=tracker, registry=registry,
+                                                 native=settings.native_trees)
     if "run_lookup" not in ports:
         ports["run_lookup"] = LocalRunLookup(tracker)
     return Automation(settings=settings, datasets=datasets, registry=registry, tracker=tracker, datastore=datastore,
