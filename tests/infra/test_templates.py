@@ -39,6 +39,9 @@ NOT_ON_AZURE = {
     "BANKOPS_HTTP_HEADER_TIMEOUT_SECONDS": "the local services' uvicorn servers; on Azure the Functions host serves HTTP",
     "BANKOPS_HTTP_MAX_CONNECTIONS": "as BANKOPS_HTTP_HEADER_TIMEOUT_SECONDS",
     "BANKOPS_QUICK_BUDGET_S": "`bankops up`'s quick first model on an empty home; on Azure `azd up` deploys, AutoML trains",
+    "BANKOPS_NATIVE_TREES": "the local batch scoring and scoring workers; Azure ML's batch script runs them regardless",
+    "BANKOPS_NATIVE_AT_REGISTRATION": "the local registry compiles new versions' trees; Azure ML's registry does not",
+    "BANKOPS_NATIVE_REGISTRATION_WAIT_S": "as BANKOPS_NATIVE_AT_REGISTRATION",
 }
 # CONTRACTS decisions 3 and 5: settings added this round (some on other branches' config.py)
 DECIDED = {
