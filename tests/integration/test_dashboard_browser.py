@@ -73,6 +73,12 @@ class Up:
             return None
 
 
+def _interruptible() -> None:
+    """In the host's process, before exec: Ctrl-C's default action (a pytest started in the background by a shell
+    without job control ignores SIGINT, and its children would inherit that and never hear the test's Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
     """`bankops up` on a copy of the session's trained home, with v1 as the champion (served at once, no training)."""
@@ -84,7 +90,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
     env = service_env(home, BANKOPS_AVAILABILITY_PROBE_SECONDS="2", COLUMNS="220", PYTHONWARNINGS="ignore",
                       BANKOPS_AUTOML_BUDGET="5", BANKOPS_QUICK_BUDGET_S="0")
     process = subprocess.Popen(bankops_command("up", "--home", str(home), "--port", str(control_port), "--scoring-port", str(scoring_port)),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True,
+                               preexec_fn=_interruptible)
     lines: queue.Queue[str] = queue.Queue()
     output: list[str] = []
 
