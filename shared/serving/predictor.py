@@ -289,7 +289,7 @@ class CompiledModel:
     serving_pending: list[native_trees.Compilation] = field(default_factory=list)  # ...and those not compiled yet
 
     def serving_native_ready(self) -> bool:
-        """Every member waiting for its machine code has it now (compiling it again would switch them)."""
+        """Every member waiting for its optimised machine code has it now (compiling the model again switches them)."""
         return bool(self.serving_pending) and all(c.linked() for c in self.serving_pending)
 
     @property
@@ -359,15 +359,19 @@ def start_native_compilation(model: BankMarketingModel, wait_s: float = 0.0) -> 
     they load it."""
     if not native_trees.available():
         return None
-    compilations = []
-    for member in model.members:
-        native = _NATIVE.get(type(member.estimator).__name__)
-        if native is not None and (text := native[0](member.estimator)):
-            compilations.append(native_trees.Compilation(text, native_cache()))
+    compilations = [c for member in model.members if (c := _member_compilation(member)) is not None]
     compiler = native_trees.start_compiling(compilations, quick=True, low_priority=True)
     if compiler is not None and wait_s > 0 and not native_trees.wait_usable(compilations, compiler, wait_s):
         log.info("the new version's trees are still compiling after %.0fs; they go on in the background", wait_s)
     return compiler
+
+
+def _member_compilation(member: Any) -> native_trees.Compilation | None:
+    """A LightGBM or XGBoost member's model file in the native cache, of any size (None: not such a member)."""
+    native = _NATIVE.get(type(member.estimator).__name__)
+    if native is None or not (text := native[0](member.estimator)):
+        return None
+    return native_trees.Compilation(text, native_cache())
 
 
 def _serving_native(member: Any, slow: ProbaFn, x: np.ndarray, compiled: CompiledModel) -> ProbaFn | None:
@@ -376,16 +380,15 @@ def _serving_native(member: Any, slow: ProbaFn, x: np.ndarray, compiled: Compile
     `predict_proba` like every fast call. Only a linked shared library (ctypes, no LLVM in the worker): the
     optimised kind, else the quick one; until the optimised kind is cached the member is noted as pending
     (`upgraded()` switches it then), and with neither it keeps its library call meanwhile."""
-    native = _NATIVE.get(type(member.estimator).__name__)
-    if native is None or (text := native[0](member.estimator)) is None:  # any size: a few trees compile in a second
+    compilation = _member_compilation(member)  # any size: a few trees compile in a second
+    if compilation is None:
         return None
-    compilation = native_trees.Compilation(text, native_cache())
     if not compilation.linked():
         compiled.serving_pending.append(compilation)
     if not compilation.linked_any():
         return None
     fn = compilation.load(threads=1)
-    if not _agrees(fn, slow, x, native[1]):
+    if not _agrees(fn, slow, x, _NATIVE[type(member.estimator).__name__][1]):
         log.warning("native trees of %s disagree with predict_proba; serving with the library", member.learner)
         return None
     compiled.serving_native.append(member.learner)
